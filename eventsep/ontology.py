@@ -1,0 +1,53 @@
+"""The 527 AudioSet classes in PANNs' output order (index, MID, display name), read from package data."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+NUM_CLASSES = 527
+
+
+@dataclass(frozen=True)
+class AudioSetClass:
+    index: int
+    mid: str
+    name: str
+
+
+@lru_cache(maxsize=1)
+def classes() -> tuple[AudioSetClass, ...]:
+    """All 527 classes; position i holds the class of output column i."""
+    text = resources.files("eventsep.data").joinpath("audioset_classes.csv").read_text("utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    table = tuple(AudioSetClass(int(r["index"]), r["mid"], r["display_name"]) for r in rows)
+    if len(table) != NUM_CLASSES or any(c.index != i for i, c in enumerate(table)):
+        raise RuntimeError("eventsep/data/audioset_classes.csv is damaged: expected 527 ordered rows")
+    return table
+
+
+@lru_cache(maxsize=1)
+def _by_mid() -> dict[str, AudioSetClass]:
+    return {c.mid: c for c in classes()}
+
+
+@lru_cache(maxsize=1)
+def _by_name() -> dict[str, AudioSetClass]:
+    return {c.name.lower(): c for c in classes()}
+
+
+def by_mid(mid: str) -> AudioSetClass:
+    try:
+        return _by_mid()[mid]
+    except KeyError:
+        raise KeyError(f"no AudioSet class with MID {mid!r}") from None
+
+
+def by_name(name: str) -> AudioSetClass:
+    """Look a class up by its exact display name (case-insensitive)."""
+    try:
+        return _by_name()[name.strip().lower()]
+    except KeyError:
+        raise KeyError(f"no AudioSet class named {name!r}") from None

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from eventsep.store import CorruptResult, ResultStore, StageResult, decode, encode
+
+KEY = "a" * 64
+
+
+def sample_result(key=KEY):
+    return StageResult("sed", key, {"probs": np.arange(12, dtype=np.float32).reshape(3, 4)},
+                       {"frame_rate": 100.0, "events": [{"onset": 1.0}]})
+
+
+def test_round_trip_keeps_arrays_and_metadata():
+    back = decode(encode(sample_result()))
+    assert back.stage == "sed" and back.key == KEY
+    np.testing.assert_array_equal(back["probs"], sample_result()["probs"])
+    assert back.meta == {"frame_rate": 100.0, "events": [{"onset": 1.0}]}
+
+
+@pytest.mark.parametrize("cut", [1, 7, 100, -1])
+def test_truncated_blob_is_refused(cut):
+    blob = encode(sample_result())
+    with pytest.raises(CorruptResult):
+        decode(blob[:cut])
+
+
+def test_flipped_byte_is_refused_by_checksum():
+    blob = bytearray(encode(sample_result()))
+    blob[-3] ^= 0xFF
+    with pytest.raises(CorruptResult):
+        decode(bytes(blob))
+
+
+def test_blob_is_not_a_pickle():
+    blob = encode(sample_result())
+    assert not blob.startswith(b"\x80")  # pickle protocol marker
+    with pytest.raises(CorruptResult):
+        decode(b"\x80\x04K\x01.")
+
+
+def test_store_save_load_and_missing(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    assert store.load(KEY) is None
+    store.save(sample_result())
+    assert store.is_complete(KEY)
+    assert store.load(KEY).meta["frame_rate"] == 100.0
+    assert store.keys() == [KEY]
+    assert store.info(KEY)["stage"] == "sed"
+    assert not list((tmp_path / "results").glob("*.partial"))
+
+
+def test_truncated_file_is_never_read_back(tmp_path):
+    store = ResultStore(tmp_path)
+    store.save(sample_result())
+    path = tmp_path / KEY
+    path.write_bytes(path.read_bytes()[:-10])
+    assert not store.is_complete(KEY)
+    assert store.load(KEY) is None
+    assert not path.exists()  # removed, so the next run recomputes it
+
+
+def test_file_under_another_key_is_refused(tmp_path):
+    store = ResultStore(tmp_path)
+    other = "b" * 64
+    store.write_bytes(other, encode(sample_result(KEY)))
+    assert store.load(other) is None
+
+
+def test_fsspec_memory_location():
+    store = ResultStore("memory://eventsep-test-store")
+    store.save(sample_result())
+    assert store.is_complete(KEY)
+    assert store.load(KEY).key == KEY
+    assert store.clear() == 1
+    assert store.load(KEY) is None
