@@ -1,0 +1,1 @@
+"""Prefect deployments of the EventSep flows (on upload, on a schedule, on demand)."""

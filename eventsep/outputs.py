@@ -1,0 +1,55 @@
+"""Writes a run's outputs: target and residual stems, the event table (CSV, JSON) and a JSON report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+
+from .audio import write_audio
+from .pipeline import Result
+
+EVENT_COLUMNS = ("onset", "offset", "label", "peak")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic: a reader sees the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def events_csv(events: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EVENT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for event in events:
+        writer.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in event.items()})
+    return buffer.getvalue()
+
+
+def report(result: Result) -> dict:
+    return {"mapping": result.mapping, "events": result.events, "metrics": result.metrics,
+            "separators": result.separators, "keys": result.keys, "options": result.options,
+            "sample_rate": result.sample_rate, **result.extra}
+
+
+def write_result(result: Result, folder: str | os.PathLike, stem: str) -> dict[str, str]:
+    """Write all outputs of `result` into `folder` as `<stem>.<part>.<ext>`; returns {part: path}."""
+    folder = Path(folder)
+    paths = {"target": folder / f"{stem}.target.wav", "residual": folder / f"{stem}.residual.wav",
+             "events_csv": folder / f"{stem}.events.csv", "events_json": folder / f"{stem}.events.json",
+             "report": folder / f"{stem}.report.json"}
+    write_audio(paths["target"], result.target, result.sample_rate)
+    write_audio(paths["residual"], result.residual, result.sample_rate)
+    write_text(paths["events_csv"], events_csv(result.events))
+    write_text(paths["events_json"], json.dumps(result.events, indent=1))
+    write_text(paths["report"], json.dumps(report(result), indent=1, default=str))
+    return {part: str(path) for part, path in paths.items()}

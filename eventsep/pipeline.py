@@ -1,0 +1,358 @@
+"""The stages of EventSep and their order: each stage is a pure function plus the content key of its output.
+
+`run` walks the DAG of DESIGN.md through a *runner*, which decides how a stage is executed and
+cached: `LocalRunner` (plain Python, the result store, a file lock) here, a Prefect runner in
+`tasks/`. Both write the same files under the same keys, so either can read what the other computed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+from pydantic import Field
+
+from . import backends
+from .audio import Audio, resample
+from .config import FusionMode, FusionParams, MaskMode, MaskParams, QueryParams, SedParams, SeparatorParams, StageParams
+from .hashing import stage_key
+from .locks import OwnedFileLockManager
+from .store import ResultStore, StageResult
+
+# Bump a stage's version when its code changes what it computes: its results and everything
+# downstream of it are then recomputed, and nothing upstream is.
+VERSIONS = {"map_query": 1, "sed": 1, "mask": 1, "masked_input": 1, "separate": 1, "fuse": 1}
+
+
+class NoSeparatorAvailable(RuntimeError):
+    """No separator backend can run here; `events` holds what SED and the mask found anyway."""
+
+    def __init__(self, reasons: dict[str, str], events: list[dict]):
+        detail = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "none registered"
+        super().__init__(f"no separator is available ({detail})")
+        self.reasons = reasons
+        self.events = events
+
+
+class RunOptions(StageParams):
+    """Everything a run needs besides the audio and the query: backend names and stage parameters."""
+
+    encoder: str = "minilm"
+    sed: str = "yamnet"
+    separators: tuple[str, ...] = ("audiosep", "flowsep")
+    query: QueryParams = Field(default_factory=QueryParams)
+    sed_params: SedParams = Field(default_factory=SedParams)
+    separator: SeparatorParams = Field(default_factory=SeparatorParams)
+    mask: MaskParams = Field(default_factory=MaskParams)
+    fusion: FusionParams = Field(default_factory=FusionParams)
+
+
+# ---------------------------------------------------------------- the stages
+
+def map_query_key(query: str, encoder: str, params: QueryParams) -> str:
+    identity = backends.get("text_encoder", encoder).identity()
+    return stage_key("map_query", VERSIONS["map_query"], params, inputs={"query": query.strip()},
+                     weights={encoder: identity})
+
+
+def map_query(query: str, encoder: str, params: QueryParams) -> StageResult:
+    from .query import map_query as mapper
+
+    mapping = mapper(query, backends.get("text_encoder", encoder), params)
+    return StageResult("map_query", map_query_key(query, encoder, params),
+                       meta={"query": query, **mapping.to_dict()})
+
+
+def sed_key(recording: Audio, model: str, params: SedParams) -> str:
+    identity = backends.get("sed", model).identity()
+    return stage_key("sed", VERSIONS["sed"], params, inputs={"recording": recording.key},
+                     weights={model: identity})
+
+
+def sed(recording: Audio, model: str, params: SedParams) -> StageResult:
+    output = backends.get("sed", model).detect(recording.samples, recording.sample_rate)
+    return StageResult("sed", sed_key(recording, model, params),
+                       arrays={"probs": np.asarray(output.probs, dtype=np.float32)},
+                       meta={"frame_rate": float(output.frame_rate), "model": output.model})
+
+
+def selected_classes(mapping: StageResult, params: MaskParams) -> list[dict]:
+    """The classes the mask follows: those named in params, else the best match and any within the margin."""
+    if params.classes:
+        from .ontology import by_name
+
+        return [{"index": c.index, "name": c.name} for c in map(by_name, params.classes)]
+    classes = mapping.meta["classes"]
+    if not classes:
+        return []
+    best = classes[0]["score"]
+    return [c for c in classes if c["score"] >= best - params.class_margin]
+
+
+def mask_key(sed_result: StageResult, mapping: StageResult, params: MaskParams, recording: Audio) -> str:
+    return stage_key("mask", VERSIONS["mask"], params, inputs={
+        "sed": sed_result.key, "map_query": mapping.key, "recording": recording.key})
+
+
+def mask(sed_result: StageResult, mapping: StageResult, params: MaskParams, recording: Audio) -> StageResult:
+    from .mask import compute_mask
+
+    classes = selected_classes(mapping, params)
+    if not classes and params.mode != "off" and params.spans_mode != "replace":
+        raise ValueError("the query matched no sound class to follow; give --classes or --mask off")
+    result = compute_mask(sed_result["probs"], sed_result.meta["frame_rate"], [c["index"] for c in classes],
+                          params, num_samples=len(recording.samples), sample_rate=recording.sample_rate,
+                          class_names=[c["name"] for c in classes])
+    return StageResult("mask", mask_key(sed_result, mapping, params, recording),
+                       arrays={"gain": result.gain.astype(np.float32), "frame_gain": result.frame_gain},
+                       meta={"sample_rate": result.sample_rate, "events": result.events_table(),
+                             "classes": classes})
+
+
+def masked_input(recording: Audio, mask_result: StageResult) -> Audio:
+    """The mixture gated by the mask (mask_at="input"); its key follows the mask's."""
+    from .mask import apply_gain
+
+    samples = apply_gain(recording.samples, mask_result["gain"]).astype(np.float32)
+    key = stage_key("masked_input", VERSIONS["masked_input"], None,
+                    inputs={"recording": recording.key, "mask": mask_result.key})
+    return Audio(samples, recording.sample_rate, recording.source, key_override=key)
+
+
+def separate_key(recording: Audio, mapping: StageResult, separator: str, params: SeparatorParams) -> str:
+    backend = backends.get("separator", separator)
+    relevant = params.model_dump(include=set(backend.param_fields))
+    return stage_key("separate", VERSIONS["separate"], relevant,
+                     inputs={"recording": recording.key, "map_query": mapping.key, "separator": separator},
+                     weights={separator: backend.identity()})
+
+
+def target_text(mapping: StageResult) -> str:
+    """What the separators are asked for: the query without its negations ("remove the dog" -> "the dog")."""
+    return mapping.meta.get("target_text") or mapping.meta["query"]
+
+
+def separate(recording: Audio, mapping: StageResult, separator: str, params: SeparatorParams) -> StageResult:
+    backend = backends.get("separator", separator)
+    samples = resample(recording.samples, recording.sample_rate, backend.sample_rate)
+    estimate = np.asarray(backend.separate(samples, target_text(mapping), params), dtype=np.float32)
+    return StageResult("separate", separate_key(recording, mapping, separator, params),
+                       arrays={"audio": estimate},
+                       meta={"sample_rate": backend.sample_rate, "separator": separator})
+
+
+def fuse_key(first: StageResult, second: StageResult | None, params: FusionParams, recording: Audio) -> str:
+    return stage_key("fuse", VERSIONS["fuse"], params, inputs={
+        "first": first.key, "second": second.key if second is not None else "",
+        "rate": str(recording.sample_rate), "length": str(len(recording.samples))})
+
+
+def fuse(first: StageResult, second: StageResult | None, params: FusionParams, recording: Audio) -> StageResult:
+    from .fusion import fuse as fuse_estimates
+
+    fused = fuse_estimates(first["audio"], first.meta["sample_rate"],
+                           None if second is None else second["audio"],
+                           None if second is None else second.meta["sample_rate"],
+                           params, out_rate=recording.sample_rate, out_length=len(recording.samples))
+    return StageResult("fuse", fuse_key(first, second, params, recording),
+                       arrays={"audio": fused.astype(np.float32)},
+                       meta={"sample_rate": recording.sample_rate,
+                             "separators": [first.meta["separator"]]
+                             + ([second.meta["separator"]] if second is not None else [])})
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    compute: Callable[..., StageResult]
+    key: Callable[..., str]
+
+
+STAGES: dict[str, Stage] = {
+    "map_query": Stage("map_query", map_query, map_query_key),
+    "sed": Stage("sed", sed, sed_key),
+    "mask": Stage("mask", mask, mask_key),
+    "separate": Stage("separate", separate, separate_key),
+    "fuse": Stage("fuse", fuse, fuse_key),
+}
+
+
+# ---------------------------------------------------------------- running them
+
+class Runner(Protocol):
+    def run(self, stage: str, **inputs: Any) -> StageResult: ...
+
+    def run_parallel(self, calls: list[tuple[str, dict[str, Any]]]) -> list[StageResult]: ...
+
+
+class LocalRunner:
+    """Runs stages in this process: load the result by key, else compute it under a lock and store it."""
+
+    def __init__(self, store: ResultStore, locks: OwnedFileLockManager):
+        self.store = store
+        self.locks = locks
+        self.computed: list[str] = []
+
+    def run(self, stage: str, **inputs: Any) -> StageResult:
+        key = STAGES[stage].key(**inputs)
+        if (found := self.store.load(key)) is not None:
+            return found
+        holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.locks.acquire_lock(key, holder)
+        try:
+            if (found := self.store.load(key)) is not None:
+                return found
+            result = STAGES[stage].compute(**inputs)
+            self.store.save(result)
+            self.computed.append(stage)
+            return result
+        finally:
+            self.locks.release_lock(key, holder)
+
+    def run_parallel(self, calls: list[tuple[str, dict[str, Any]]]) -> list[StageResult]:
+        return [self.run(stage, **inputs) for stage, inputs in calls]
+
+
+@dataclass
+class Result:
+    """What a run produced, at the recording's rate. `target` is the answer to the query (the residual
+    of the described sound for a removal request such as "remove the dog")."""
+
+    target: np.ndarray
+    residual: np.ndarray
+    sample_rate: int
+    mapping: dict
+    events: list[dict]
+    gain: np.ndarray
+    keys: dict[str, str]
+    separators: list[str]
+    options: dict
+    metrics: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mapping: StageResult,
+           options: RunOptions, reference: np.ndarray | None = None) -> Result:
+    """Apply the mask to the fused estimate (unless it gated the input), then target, residual, metrics."""
+    from .fusion import residual as subtract
+    from .mask import apply_gain
+
+    described = fused["audio"]
+    if options.mask.mask_at == "output":
+        described = apply_gain(described, mask_result["gain"])
+    remainder = subtract(recording.samples, described)
+    remove = bool(mapping.meta.get("remove"))
+    target, rest = (remainder, described) if remove else (described, remainder)
+    metrics = None
+    if reference is not None:
+        from .metrics import evaluate
+
+        metrics = evaluate(target, reference, recording.samples)
+    return Result(target=target.astype(np.float32), residual=rest.astype(np.float32),
+                  sample_rate=recording.sample_rate, mapping=mapping.meta,
+                  events=mask_result.meta["events"], gain=mask_result["gain"],
+                  keys={"recording": recording.key, "map_query": mapping.key, "mask": mask_result.key,
+                        "fuse": fused.key},
+                  separators=list(fused.meta["separators"]), options=options.model_dump(mode="json"),
+                  metrics=metrics)
+
+
+def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
+        reference: np.ndarray | None = None) -> Result:
+    """The whole DAG for one recording and one query."""
+    options.mask.check_duration(recording.duration)
+    if options.fusion.mode.startswith("band"):
+        options.fusion.check_rate(recording.sample_rate)
+    mapping = runner.run("map_query", query=query, encoder=options.encoder, params=options.query)
+    sed_result = runner.run("sed", recording=recording, model=options.sed, params=options.sed_params)
+    mask_result = runner.run("mask", sed_result=sed_result, mapping=mapping, params=options.mask,
+                             recording=recording)
+    usable, reasons = backends.available("separator", options.separators)
+    if not usable:
+        raise NoSeparatorAvailable(reasons, mask_result.meta["events"])
+    separator_input = recording if options.mask.mask_at == "output" else masked_input(recording, mask_result)
+    estimates = runner.run_parallel([
+        ("separate", {"recording": separator_input, "mapping": mapping, "separator": name,
+                      "params": options.separator}) for name in usable[:2]])
+    fused = runner.run("fuse", first=estimates[0], second=estimates[1] if len(estimates) > 1 else None,
+                       params=options.fusion, recording=recording)
+    result = finish(recording, fused, mask_result, mapping, options, reference)
+    result.keys.update({"sed": sed_result.key, **{f"separate:{e.meta['separator']}": e.key for e in estimates}})
+    result.extra["unavailable_separators"] = reasons
+    return result
+
+
+# ---------------------------------------------------------------- re-fusing from the cache
+
+class NotCached(LookupError):
+    """A stage output that re-fusion needs is not in the result store."""
+
+
+class GridPoint(StageParams):
+    """One setting of the cheap stages to try on cached separator outputs."""
+
+    mask_mode: MaskMode = "soft"
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    fusion_mode: FusionMode = "band"
+
+
+def grid_product(mask_modes, thresholds, fusion_modes) -> list[GridPoint]:
+    return [GridPoint(mask_mode=m, threshold=t, fusion_mode=f)
+            for m in mask_modes for t in thresholds for f in fusion_modes]
+
+
+def load_cached(store: ResultStore, recording: Audio, query: str, options: RunOptions
+                ) -> tuple[StageResult, StageResult, list[StageResult]]:
+    """The mapping, SED and separator outputs of an earlier run, by key, without computing anything."""
+
+    def need(stage: str, key: str) -> StageResult:
+        found = store.load(key)
+        if found is None:
+            raise NotCached(f"no cached {stage} output for this recording and query in {store.root}; "
+                            "run `eventsep separate` on it first")
+        return found
+
+    mapping = need("map_query", map_query_key(query, options.encoder, options.query))
+    sed_result = need("sed", sed_key(recording, options.sed, options.sed_params))
+    estimates = []
+    for name in options.separators:
+        try:
+            key = separate_key(recording, mapping, name, options.separator)
+        except backends.BackendUnavailable:
+            continue
+        if (found := store.load(key)) is not None:
+            estimates.append(found)
+    if not estimates:
+        raise NotCached(f"no cached separator output for this recording and query in {store.root}; "
+                        "run `eventsep separate` on it first")
+    return mapping, sed_result, estimates[:2]
+
+
+def refuse_grid(recording: Audio, mapping: StageResult, sed_result: StageResult,
+                estimates: list[StageResult], grid: list[GridPoint], options: RunOptions,
+                reference: np.ndarray | None = None) -> list[Result]:
+    """Mask and fuse cached outputs for every grid point; masks and fusions shared by points run once."""
+    if options.mask.mask_at != "output":
+        raise ValueError("re-fusion needs mask_at='output': a mask on the input changes the separators' input")
+    masks: dict[MaskParams, StageResult] = {}
+    fusions: dict[FusionParams, StageResult] = {}
+    second = estimates[1] if len(estimates) > 1 else None
+    results = []
+    for point in grid:
+        mask_params = MaskParams.model_validate(
+            {**options.mask.model_dump(), "mode": point.mask_mode, "threshold": point.threshold})
+        fusion_params = FusionParams.model_validate({**options.fusion.model_dump(), "mode": point.fusion_mode})
+        if mask_params not in masks:
+            masks[mask_params] = mask(sed_result, mapping, mask_params, recording)
+        if fusion_params not in fusions:
+            fusions[fusion_params] = fuse(estimates[0], second, fusion_params, recording)
+        point_options = options.model_copy(update={"mask": mask_params, "fusion": fusion_params})
+        result = finish(recording, fusions[fusion_params], masks[mask_params], mapping, point_options,
+                        reference)
+        result.extra["grid_point"] = point.model_dump()
+        results.append(result)
+    return results

@@ -1,0 +1,26 @@
+"""Sound event detection: a recording becomes (frames × 527) AudioSet probabilities with a frame rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class SedOutput:
+    """probs[t, c]: probability of class c (PANNs order) in frame t, centred at t / frame_rate seconds."""
+
+    probs: np.ndarray
+    frame_rate: float
+    model: str
+
+
+class SedModel(Protocol):
+    name: str
+    sample_rate: int
+
+    def identity(self) -> str: ...
+
+    def detect(self, samples: np.ndarray, sample_rate: int) -> SedOutput: ...

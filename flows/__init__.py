@@ -1,0 +1,1 @@
+"""Prefect flows (separate, batch, refuse) and the `eventsep` command line that starts them."""

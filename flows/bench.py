@@ -1,0 +1,78 @@
+"""`eventsep bench cache`: a full run against re-fusion from the cache, through Prefect and without it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+
+from eventsep import pipeline
+from eventsep.audio import Audio, load_audio, write_audio
+
+
+@contextmanager
+def private_cache():
+    """A fresh, empty cache folder for the duration, so the first run is a cold one."""
+    previous = os.environ.get("EVENTSEP_CACHE")
+    with tempfile.TemporaryDirectory(prefix="eventsep-bench-") as folder:
+        os.environ["EVENTSEP_CACHE"] = folder
+        try:
+            yield folder
+        finally:
+            if previous is None:
+                os.environ.pop("EVENTSEP_CACHE", None)
+            else:
+                os.environ["EVENTSEP_CACHE"] = previous
+
+
+def timed(function, *args, **kwargs) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - started, value
+
+
+def bench_cache(recording: Audio, query: str, options: pipeline.RunOptions,
+                grid: list[pipeline.GridPoint], repeats: int = 3) -> list[tuple[str, float, float]]:
+    """Rows of (what, seconds, ratio to the full run through Prefect)."""
+    import eventsep
+    from flows.refuse import refuse_flow
+    from flows.separate import separate_flow
+
+    with private_cache() as folder:
+        path = os.path.join(folder, "clip.wav")
+        write_audio(path, recording.samples, recording.sample_rate, subtype="FLOAT")
+        out = os.path.join(folder, "out")
+        full_flow, _ = timed(separate_flow, path, query, out, options)
+        warm_flow, _ = timed(separate_flow, path, query, out, options)
+        refuse_flow_time = min(timed(refuse_flow, path, query, grid, options)[0] for _ in range(repeats))
+        refuse_lib = min(timed(eventsep.refuse, path, query, grid, options=options)[0] for _ in range(repeats))
+    with private_cache():
+        full_lib, _ = timed(eventsep.separate, recording, query, options=options)
+    n = len(grid)
+    rows = [
+        ("full run, cold cache, Prefect flow", full_flow),
+        ("full run, warm cache, Prefect flow", warm_flow),
+        ("full run, cold cache, eventsep.separate", full_lib),
+        (f"re-fuse {n} grid points, Prefect flow", refuse_flow_time),
+        ("  per grid point, Prefect flow", refuse_flow_time / n),
+        (f"re-fuse {n} grid points, eventsep.refuse", refuse_lib),
+        ("  per grid point, eventsep.refuse", refuse_lib / n),
+    ]
+    return [(what, seconds, seconds / full_flow) for what, seconds in rows]
+
+
+def format_table(rows: list[tuple[str, float, float]], title: str) -> str:
+    lines = [title, "", "| measurement | seconds | ÷ full run (flow, cold) |", "|---|---:|---:|"]
+    lines += [f"| {what} | {seconds:.4f} | {ratio:.4f} |" for what, seconds, ratio in rows]
+    return "\n".join(lines)
+
+
+def main(audio_path: str, query: str, options: pipeline.RunOptions, seconds: float = 10.0) -> str:
+    recording = load_audio(audio_path)
+    samples = recording.samples[: int(seconds * recording.sample_rate)]
+    clip = Audio(samples, recording.sample_rate, recording.source)
+    grid = pipeline.grid_product(["hard", "soft"], [0.3, 0.5, 0.7], ["rate", "band"])
+    rows = bench_cache(clip, query, options, grid)
+    return format_table(rows, f"{clip.duration:.1f} s clip, separators {', '.join(options.separators)}, "
+                              f"{len(grid)} grid points, {os.cpu_count()} cores")

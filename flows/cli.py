@@ -1,0 +1,283 @@
+"""The `eventsep` command line: it starts the flows (or, with --local, runs the library directly).
+
+Exit codes: 0 done; 2 bad input or parameters; 3 no separator available; 4 not in the cache
+(refuse before separate); 1 anything else. Logs are quiet unless -v is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "accordion_and_speech.flac"
+EXAMPLE_QUERY = "only the accordion"
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NO_SEPARATOR, EXIT_NOT_CACHED = 0, 1, 2, 3, 4
+
+PREFECT_DEFAULTS = {
+    # The temporary server takes 10-36 s to start on 2 cores; Prefect's own 20 s limit is too short.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def prepare_prefect_environment(verbose: bool = False) -> None:
+    """Set quiet, private Prefect defaults; anything the user set in the environment wins."""
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if verbose:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
+
+
+def _add_stage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mask", choices=["hard", "soft", "off"], help="mask mode (default soft)")
+    parser.add_argument("--threshold", type=float, help="θ in [0, 1] (default 0.5)")
+    parser.add_argument("--smoothing", choices=["median", "hysteresis", "none"])
+    parser.add_argument("--spans", help='user time spans, e.g. "2-4.5,7-9"')
+    parser.add_argument("--spans-mode", choices=["add", "replace"])
+    parser.add_argument("--mask-at", choices=["output", "input"])
+    parser.add_argument("--classes", help='AudioSet classes to follow, ";"-separated, instead of the query\'s')
+    parser.add_argument("--fusion", choices=["rate", "band", "band-reversed", "progressive",
+                                             "progressive-reversed"])
+    parser.add_argument("--alpha", type=float, help="weight of the first separator in --fusion rate")
+    parser.add_argument("--split-hz", type=float, help="crossover of the band modes")
+    parser.add_argument("--separators", help='comma-separated, first gives the phase (default "audiosep,flowsep")')
+    parser.add_argument("--sed", help="SED backend (default yamnet)")
+    parser.add_argument("--encoder", help="query text encoder (default minilm)")
+    parser.add_argument("--reference", help="clean target recording: adds metrics")
+    parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
+
+
+def options_from_args(args: argparse.Namespace):
+    from eventsep.api import make_options
+
+    mask = {k: v for k, v in {
+        "mode": args.mask, "threshold": args.threshold, "smoothing": args.smoothing, "spans": args.spans,
+        "spans_mode": args.spans_mode, "mask_at": args.mask_at,
+        "classes": [c.strip() for c in args.classes.split(";") if c.strip()] if args.classes else None,
+    }.items() if v is not None}
+    fusion = {k: v for k, v in {"mode": args.fusion, "alpha": args.alpha, "split_hz": args.split_hz}.items()
+              if v is not None}
+    separators = tuple(s.strip() for s in args.separators.split(",") if s.strip()) if args.separators else None
+    return make_options(mask=mask, fusion=fusion, separators=separators, sed=args.sed, encoder=args.encoder)
+
+
+@contextmanager
+def progress(message: str, quiet: bool):
+    """A spinner with elapsed time on stderr while long work runs (nothing when not a terminal)."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
+
+
+def cmd_separate(args) -> int:
+    options = options_from_args(args)
+    started = time.perf_counter()
+    with progress(f"separating {args.input} ...", args.quiet):
+        if args.local:
+            from eventsep.api import separate
+            from eventsep.outputs import write_result
+            from flows.separate import output_stem
+
+            result = separate(args.input, args.query, options=options, reference=args.reference)
+            summary = {"outputs": write_result(result, args.output, output_stem(args.input)),
+                       "metrics": result.metrics, "events": result.events, "separators": result.separators}
+        else:
+            from flows.separate import separate_flow
+
+            summary = separate_flow(args.input, args.query, args.output, options, args.reference)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    _print_summary(summary, args)
+    return EXIT_OK
+
+
+def _print_summary(summary: dict, args) -> None:
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return
+    for part, path in summary["outputs"].items():
+        print(f"{part:12s} {path}")
+    for event in summary["events"]:
+        print(f"event        {event['onset']:7.2f}-{event['offset']:7.2f} s  {event['label']}  p={event['peak']:.2f}")
+    if summary.get("metrics"):
+        print("metrics      " + "  ".join(f"{k}={v:.2f}" for k, v in summary["metrics"].items()))
+    print(f"separators   {', '.join(summary['separators'])}   ({summary['seconds']} s)")
+
+
+def cmd_batch(args) -> int:
+    options = options_from_args(args)
+    from flows.batch import batch_flow
+
+    rows = batch_flow(args.inputs, args.query, args.output, options)
+    failed = [r for r in rows if r.get("error")]
+    for row in rows:
+        print(f"{'FAILED' if row.get('error') else 'ok':6s} {row['audio']}  {row.get('error') or row['outputs']['target']}")
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def cmd_refuse(args) -> int:
+    from eventsep.pipeline import grid_product
+
+    options = options_from_args(args)
+    grid = grid_product(args.masks.split(","), [float(t) for t in args.thresholds.split(",")],
+                        args.fusions.split(","))
+    started = time.perf_counter()
+    if args.local:
+        from eventsep.api import refuse
+
+        results = refuse(args.input, args.query, grid, options=options, reference=args.reference)
+        rows = [{**r.extra["grid_point"], "metrics": r.metrics, "events": len(r.events)} for r in results]
+        if args.output:
+            from eventsep.outputs import write_result
+            from flows.separate import output_stem
+
+            for index, (row, result) in enumerate(zip(rows, results)):
+                row["outputs"] = write_result(result, args.output, f"{output_stem(args.input)}.{index:03d}")
+    else:
+        from flows.refuse import refuse_flow
+
+        rows = refuse_flow(args.input, args.query, grid, options, args.reference, args.output)
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+    else:
+        for row in rows:
+            metrics = "  ".join(f"{k}={v:.2f}" for k, v in (row["metrics"] or {}).items())
+            print(f"{row['mask_mode']:5s} θ={row['threshold']:<5g} {row['fusion_mode']:21s} "
+                  f"events={row['events']:<3d} {metrics}")
+        print(f"{len(rows)} grid points in {seconds:.2f} s")
+    return EXIT_OK
+
+
+def cmd_cache(args) -> int:
+    from eventsep.settings import settings
+    from eventsep.store import ResultStore
+
+    store = ResultStore(settings().results_url)
+    if args.action == "ls":
+        total = 0
+        for key in store.keys():
+            try:
+                info = store.info(key)
+            except Exception as error:  # a damaged file is listed, not fatal
+                print(f"{key}  damaged ({error})")
+                continue
+            total += info["bytes"]
+            print(f"{key}  {info['stage']:10s} {info['bytes'] / 1e6:8.2f} MB")
+        print(f"{store.root}: {len(store.keys())} results, {total / 1e6:.2f} MB")
+    else:
+        print(f"removed {store.clear(args.stage)} results from {store.root}")
+    return EXIT_OK
+
+
+def cmd_corpus(args) -> int:
+    from eventsep.corpus import make_corpus
+
+    first, _, last = args.seeds.partition("-")
+    seeds = range(int(first), int(last or first) + 1)
+    make_corpus(args.output, seeds)
+    print(f"wrote {len(seeds)} mixtures to {args.output}")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from flows.bench import main as bench_cache
+
+    options = options_from_args(args)
+    print(bench_cache(args.audio, args.query, options, args.seconds))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eventsep", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="Prefect's logs at INFO")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    separate = commands.add_parser("separate", help="separate what QUERY describes from IN")
+    separate.add_argument("input")
+    separate.add_argument("query")
+    separate.add_argument("-o", "--output", default="out", help="output folder (default ./out)")
+    _add_stage_options(separate)
+    separate.set_defaults(run=cmd_separate)
+
+    batch = commands.add_parser("batch", help="separate one query from many files; a bad file fails alone")
+    batch.add_argument("inputs", nargs="+")
+    batch.add_argument("--query", required=True)
+    batch.add_argument("-o", "--output", default="out")
+    _add_stage_options(batch)
+    batch.set_defaults(run=cmd_batch)
+
+    refuse = commands.add_parser("refuse", help="re-run mask and fusion over a grid from the cache alone")
+    refuse.add_argument("input")
+    refuse.add_argument("query")
+    refuse.add_argument("--masks", default="hard,soft")
+    refuse.add_argument("--thresholds", default="0.3,0.5,0.7")
+    refuse.add_argument("--fusions", default="rate,band,progressive")
+    refuse.add_argument("-o", "--output", help="also write every grid point's outputs here")
+    _add_stage_options(refuse)
+    refuse.set_defaults(run=cmd_refuse)
+
+    cache = commands.add_parser("cache", help="list or clear the result store")
+    cache.add_argument("action", choices=["ls", "clear"])
+    cache.add_argument("--stage", help="clear only this stage's results")
+    cache.set_defaults(run=cmd_cache)
+
+    bench = commands.add_parser("bench", help="benchmarks that print a table")
+    bench.add_argument("what", choices=["cache"])
+    bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
+    bench.add_argument("--query", default=EXAMPLE_QUERY)
+    bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip to time")
+    _add_stage_options(bench)
+    bench.set_defaults(run=cmd_bench)
+
+    corpus = commands.add_parser("corpus", help="write open-corpus mixtures (deterministic by seed)")
+    corpus.add_argument("output")
+    corpus.add_argument("--seeds", default="0-9", help="e.g. 0-19")
+    corpus.set_defaults(run=cmd_corpus)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prepare_prefect_environment(args.verbose)
+    from pydantic import ValidationError
+
+    from eventsep.audio import AudioError
+    from eventsep.backends import BackendUnavailable
+    from eventsep.config import ParamError, one_line
+    from eventsep.pipeline import NoSeparatorAvailable, NotCached
+
+    try:
+        return args.run(args)
+    except NoSeparatorAvailable as error:
+        for event in error.events:
+            print(f"event        {event['onset']:7.2f}-{event['offset']:7.2f} s  {event['label']}  "
+                  f"p={event['peak']:.2f}")
+        print(f"eventsep: {error}", file=sys.stderr)
+        return EXIT_NO_SEPARATOR
+    except NotCached as error:
+        print(f"eventsep: {error}", file=sys.stderr)
+        return EXIT_NOT_CACHED
+    except (AudioError, ParamError, ValidationError, BackendUnavailable, ValueError) as error:
+        print(f"eventsep: {one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("eventsep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Flows that separate: one recording and a query, or a batch of them (a bad file fails alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from eventsep import pipeline
+from tasks.stages import PrefectRunner, load_recording, load_reference, write_outputs
+
+
+def output_stem(audio_path: str) -> str:
+    return Path(audio_path).name.rsplit(".", 1)[0]
+
+
+@flow(name="separate", log_prints=True)
+def separate_flow(audio_path: str, query: str, output_dir: str,
+                  options: pipeline.RunOptions | None = None,
+                  reference_path: str | None = None) -> dict:
+    """Separate what `query` describes from `audio_path`; writes target, residual, events and report."""
+    options = options or pipeline.RunOptions()
+    recording = load_recording(audio_path)
+    reference = load_reference(reference_path, recording) if reference_path else None
+    result = pipeline.run(recording, query, options, PrefectRunner(), reference)
+    [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
+    return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
+            "events": result.events, "separators": result.separators,
+            "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}

@@ -1,0 +1,1 @@
+"""Prefect tasks: a thin, cached wrapper around each stage of `eventsep.pipeline`."""

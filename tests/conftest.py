@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from eventsep.audio import Audio
+from standins import CALLS, STANDIN_OPTIONS, register_all
+
+
+@pytest.fixture
+def cache_env(tmp_path, monkeypatch):
+    """A private cache folder (results, locks, models) and the stand-in backends."""
+    monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("EVENTSEP_RESULTS", raising=False)
+    register_all(tmp_path / "weights")
+    CALLS.clear()
+    return tmp_path
+
+
+def tone_mixture(seconds=3.0, rate=32000, seed=0) -> Audio:
+    """A 440 Hz tone active from 1 s to 2 s over low noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t) * ((t >= 1.0) & (t < 2.0))
+    return Audio((tone + 0.01 * rng.standard_normal(len(t))).astype(np.float32), rate)
+
+
+@pytest.fixture
+def mixture():
+    return tone_mixture()
+
+
+@pytest.fixture
+def standin_options():
+    return dict(STANDIN_OPTIONS)

@@ -1,0 +1,87 @@
+"""Stand-in backends for tests only: cheap, deterministic, counting their calls, never used by the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from eventsep import backends
+from eventsep.hashing import file_sha256
+from eventsep.ontology import NUM_CLASSES
+from eventsep.sed import SedOutput
+
+CALLS: Counter = Counter()
+
+
+class HashEncoder:
+    """Embeds text as a normalised bag of hashed character trigrams."""
+
+    name = "standin-encoder"
+    dim = 256
+
+    def identity(self) -> str:
+        return "standin-encoder-v1"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            padded = f"  {text.lower()}  "
+            for i in range(len(padded) - 2):
+                out[row, int(hashlib.md5(padded[i:i + 3].encode()).hexdigest(), 16) % self.dim] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+class EnergySed:
+    """Every class's probability follows the frame energy (100 frames/s at 32 kHz, frames = N//320 + 1)."""
+
+    name = "standin-sed"
+    sample_rate = 32000
+
+    def identity(self) -> str:
+        return "standin-sed-v1"
+
+    def detect(self, samples: np.ndarray, sample_rate: int) -> SedOutput:
+        CALLS["sed"] += 1
+        hop = sample_rate // 100
+        frames = len(samples) // hop + 1
+        padded = np.pad(samples, (0, frames * hop - len(samples)))
+        energy = np.sqrt(np.mean(padded.reshape(frames, hop) ** 2, axis=1))
+        probs = np.clip(energy / (energy.max() + 1e-9), 0, 1).astype(np.float32)
+        return SedOutput(np.repeat(probs[:, None], NUM_CLASSES, axis=1), 100.0, self.name)
+
+
+class GainSeparator:
+    """"Separates" by scaling the input; its identity is the sha256 of a weight file the test may edit."""
+
+    param_fields = ("chunk_seconds",)
+
+    def __init__(self, name: str, sample_rate: int, gain: float, weights: Path):
+        self.name, self.sample_rate, self.gain, self.weights = name, sample_rate, gain, weights
+
+    def identity(self) -> str:
+        return file_sha256(self.weights)
+
+    def separate(self, samples, query, params):
+        CALLS[self.name] += 1
+        return (samples * self.gain).astype(np.float32)
+
+
+def register_all(weights_folder: Path) -> None:
+    weights_folder.mkdir(parents=True, exist_ok=True)
+    for name in ("standin-a", "standin-b"):
+        weights = weights_folder / f"{name}.bin"
+        if not weights.exists():
+            weights.write_bytes(name.encode() * 100)
+    backends.register("text_encoder", "standin-encoder", HashEncoder)
+    backends.register("sed", "standin-sed", EnergySed)
+    backends.register("separator", "standin-a",
+                      lambda: GainSeparator("standin-a", 32000, 0.5, weights_folder / "standin-a.bin"))
+    backends.register("separator", "standin-b",
+                      lambda: GainSeparator("standin-b", 16000, 0.25, weights_folder / "standin-b.bin"))
+
+
+STANDIN_OPTIONS = {"encoder": "standin-encoder", "sed": "standin-sed",
+                   "separators": ("standin-a", "standin-b")}

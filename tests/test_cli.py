@@ -1,0 +1,77 @@
+"""The command line: exit codes scripts can trust, one-line errors, stand-ins out of its reach."""
+
+import subprocess
+import sys
+
+import pytest
+
+from eventsep.audio import write_audio
+from flows.cli import EXIT_BAD_INPUT, EXIT_NO_SEPARATOR, EXIT_NOT_CACHED, EXIT_OK, main
+
+
+@pytest.fixture
+def wav(cache_env, mixture):
+    path = cache_env / "tone.wav"
+    write_audio(path, mixture.samples, mixture.sample_rate, subtype="FLOAT")
+    return str(path)
+
+
+STANDINS = ["--local", "--encoder", "standin-encoder", "--sed", "standin-sed",
+            "--separators", "standin-a,standin-b"]
+
+
+def test_separate_then_refuse_locally(cache_env, wav, capsys):
+    out = cache_env / "out"
+    assert main(["separate", wav, "the tone", "-o", str(out), *STANDINS]) == EXIT_OK
+    assert (out / "tone.target.wav").exists() and (out / "tone.events.csv").exists()
+    assert main(["refuse", wav, "the tone", "--masks", "hard", "--thresholds", "0.3,0.6",
+                 "--fusions", "rate,band", *STANDINS]) == EXIT_OK
+    assert "4 grid points" in capsys.readouterr().out
+
+
+def test_refuse_before_separate_exits_4(cache_env, wav, capsys):
+    assert main(["refuse", wav, "the tone", *STANDINS]) == EXIT_NOT_CACHED
+    assert "run `eventsep separate`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make_input, problem", [
+    (lambda d: d / "missing.wav", "no such file"),
+    (lambda d: d, "directory"),
+    (lambda d: (d / "text.wav").write_text("not audio") and d / "text.wav", "not an audio file"),
+])
+def test_bad_input_exits_2_with_one_line(cache_env, capsys, make_input, problem):
+    path = make_input(cache_env)
+    assert main(["separate", str(path), "dog", "-o", str(cache_env / "o"), *STANDINS]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and problem in err and str(path.name) in err
+    assert not (cache_env / "o").exists()
+
+
+def test_bad_threshold_exits_2(cache_env, wav, capsys):
+    assert main(["separate", wav, "x", "--threshold", "1.5", *STANDINS]) == EXIT_BAD_INPUT
+    assert "threshold" in capsys.readouterr().err
+
+
+def test_span_outside_the_recording_exits_2(cache_env, wav, capsys):
+    assert main(["separate", wav, "x", "--spans", "2-40", *STANDINS]) == EXIT_BAD_INPUT
+    assert "outside the recording" in capsys.readouterr().err
+
+
+def test_standins_are_not_reachable_from_the_command_line(cache_env, wav):
+    """A fresh process (no test registrations) knows no stand-in separator."""
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "separate", wav, "the tone", "--local",
+                           "--encoder", "standin-encoder"], capture_output=True, text=True)
+    assert done.returncode == EXIT_BAD_INPUT and "standin-encoder" in done.stderr
+    done = subprocess.run([sys.executable, "-c",
+                           "from eventsep import backends; print(backends.names('separator'))"],
+                          capture_output=True, text=True)
+    assert "standin" not in done.stdout
+
+
+def test_no_separator_exits_3_and_still_prints_the_events(cache_env, wav, capsys):
+    args = ["separate", wav, "the tone", "--local", "--encoder", "standin-encoder", "--sed", "standin-sed",
+            "--separators", "nonexistent", "--mask", "hard"]
+    assert main(args) == EXIT_NO_SEPARATOR
+    captured = capsys.readouterr()
+    assert "no separator is available" in captured.err and "nonexistent" in captured.err
+    assert "event" in captured.out

@@ -1,0 +1,164 @@
+"""The Prefect flows against one temporary Prefect server per test session: Cached states, locks, refuse."""
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from eventsep import pipeline
+from eventsep.api import make_options
+from eventsep.audio import write_audio
+from eventsep.settings import settings
+from eventsep.store import ResultStore
+from standins import CALLS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    from flows.cli import prepare_prefect_environment
+
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    prepare_prefect_environment()
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def wav(cache_env, mixture):
+    path = cache_env / "in" / "tone.wav"
+    write_audio(path, mixture.samples, mixture.sample_rate, subtype="FLOAT")
+    return str(path)
+
+
+def within(seconds, function, *args, **kwargs):
+    """Run `function` in a thread and fail (instead of hanging the suite) if it takes too long."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = function(*args, **kwargs)
+        except BaseException as error:  # noqa: BLE001 - re-raised below
+            box["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{function.__name__} still running after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def task_states(flow_state) -> dict[str, list[str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])))
+    states: dict[str, list[str]] = {}
+    for run in runs:
+        states.setdefault(run.name.split("-")[0], []).append(run.state.name)
+    return states
+
+
+def separate(wav, out, options, **kwargs):
+    from flows.separate import separate_flow
+
+    state = within(120, separate_flow, wav, "the tone", str(out), options, return_state=True, **kwargs)
+    return state.result(), task_states(state)
+
+
+def test_new_threshold_runs_no_separator_and_the_separator_task_is_cached(
+        prefect_server, cache_env, wav, standin_options):
+    options = make_options(standin_options)
+    summary, states = separate(wav, cache_env / "out", options)
+    assert Path(summary["outputs"]["target"]).exists()
+    assert states["separate"] == ["Completed", "Completed"]
+    calls = dict(CALLS)
+    _, states = separate(wav, cache_env / "out", make_options(standin_options, mask={"threshold": 0.2}))
+    assert dict(CALLS) == calls
+    assert states["separate"] == ["Cached", "Cached"] and states["sed"] == ["Cached"]
+    assert states["mask"] == ["Completed"]
+
+
+def test_flow_and_library_share_one_cache(prefect_server, cache_env, wav, standin_options):
+    import eventsep
+
+    separate(wav, cache_env / "out", make_options(standin_options))
+    calls = dict(CALLS)
+    result = eventsep.separate(wav, "the tone", options=standin_options)
+    assert dict(CALLS) == calls and result.target.size > 0
+
+
+def test_deleted_and_truncated_results_are_recomputed_without_hanging(
+        prefect_server, cache_env, wav, standin_options):
+    options = make_options(standin_options)
+    summary, _ = separate(wav, cache_env / "out", options)
+    report = json.loads(Path(summary["outputs"]["report"]).read_text())
+    store = ResultStore(settings().results_url)
+    store.delete(report["keys"]["separate:standin-a"])
+    sed_file = Path(store.path(report["keys"]["sed"]))
+    sed_file.write_bytes(sed_file.read_bytes()[:100])
+    calls = dict(CALLS)
+    _, states = separate(wav, cache_env / "out", options)
+    assert CALLS["standin-a"] == calls["standin-a"] + 1 and CALLS["sed"] == calls["sed"] + 1
+    assert sorted(states["separate"]) == ["Cached", "Completed"]
+
+
+def test_lock_left_by_a_killed_run_does_not_block(prefect_server, cache_env, wav, standin_options):
+    import subprocess
+    import sys
+
+    from eventsep.audio import load_audio
+
+    options = make_options(standin_options)
+    recording = load_audio(wav)
+    key = pipeline.sed_key(recording, options.sed, options.sed_params)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    locks = settings().locks_dir
+    locks.mkdir(parents=True, exist_ok=True)
+    (locks / f"{key}.lock").write_text(json.dumps(
+        {"holder": "killed", "host": __import__("socket").gethostname(), "pid": int(dead), "expires": None}))
+    summary, states = separate(wav, cache_env / "out", options)
+    assert states["sed"] == ["Completed"] and Path(summary["outputs"]["target"]).exists()
+
+
+def test_concurrent_identical_tasks_compute_once(prefect_server, cache_env, mixture, standin_options):
+    from prefect import flow
+
+    from tasks.stages import PrefectRunner
+
+    options = make_options(standin_options)
+
+    @flow
+    def twice():
+        runner = PrefectRunner()
+        mapping = runner.run("map_query", query="the tone", encoder=options.encoder, params=options.query)
+        return runner.run_parallel([("separate", {"recording": mixture, "mapping": mapping,
+                                                  "separator": "standin-a", "params": options.separator})] * 3)
+
+    results = within(120, twice)
+    assert CALLS["standin-a"] == 1
+    assert len({r.key for r in results}) == 1
+
+
+def test_refuse_flow_returns_the_grid_from_cache(prefect_server, cache_env, wav, standin_options):
+    from flows.refuse import refuse_flow
+
+    options = make_options(standin_options)
+    separate(wav, cache_env / "out", options)
+    calls = dict(CALLS)
+    grid = pipeline.grid_product(["hard", "soft"], [0.3, 0.7], ["rate", "band", "progressive"])
+    rows = within(120, refuse_flow, wav, "the tone", grid, options, reference_path=wav,
+                  output_dir=str(cache_env / "grid"))
+    assert len(rows) == 12 and dict(CALLS) == calls
+    assert all(Path(r["outputs"]["target"]).exists() for r in rows)
+    assert {r["fusion_mode"] for r in rows} == {"rate", "band", "progressive"}
