@@ -1,0 +1,115 @@
+import json
+
+import numpy as np
+import pytest
+
+from eventsep.config import MaskParams, ParamError
+from eventsep.mask import apply_gain, class_track, compute_mask
+
+RATE = 16000
+FRAME_RATE = 100.0
+
+
+def probs_with_event(seconds=4.0, start=1.0, stop=2.5, level=0.9, classes=5, column=2):
+    frames = int(seconds * FRAME_RATE) + 1
+    probs = np.full((frames, classes), 0.05, dtype=np.float32)
+    t = np.arange(frames) / FRAME_RATE
+    probs[(t >= start) & (t < stop), column] = level
+    return probs
+
+
+def mask(probs, seconds=4.0, **params):
+    return compute_mask(probs, FRAME_RATE, [2], MaskParams(**params), num_samples=int(seconds * RATE),
+                        sample_rate=RATE, class_names=["Accordion"])
+
+
+def gain_at(result, seconds):
+    return result.gain[int(seconds * RATE)]
+
+
+def test_class_track_is_max_over_selected_classes():
+    probs = np.array([[0.1, 0.7, 0.3], [0.6, 0.2, 0.1]], dtype=np.float32)
+    np.testing.assert_allclose(class_track(probs, [0, 2]), [0.3, 0.6])
+    with pytest.raises(ValueError, match="out of range"):
+        class_track(probs, [3])
+
+
+def test_hard_mask_gates_at_threshold_and_reports_the_event():
+    result = mask(probs_with_event(), mode="hard", threshold=0.5)
+    assert gain_at(result, 0.5) == 0.0 and gain_at(result, 1.7) == 1.0 and gain_at(result, 3.5) == 0.0
+    [event] = result.events
+    assert event.onset == pytest.approx(1.0, abs=0.02) and event.offset == pytest.approx(2.5, abs=0.02)
+    assert event.label == "Accordion" and event.peak == pytest.approx(0.9)
+    assert json.loads(result.to_json())[0]["label"] == "Accordion"
+    assert result.to_csv().splitlines()[0] == "onset,offset,label,peak"
+
+
+def test_threshold_above_the_peak_finds_nothing():
+    result = mask(probs_with_event(level=0.4), mode="hard", threshold=0.5)
+    assert result.events == [] and result.gain.max() == 0.0
+
+
+def test_soft_mask_is_proportional_below_threshold():
+    result = mask(probs_with_event(level=0.3), mode="soft", threshold=0.6, smoothing="none")
+    assert gain_at(result, 1.7) == pytest.approx(0.5, abs=1e-3)
+    assert gain_at(result, 0.5) == pytest.approx(0.05 / 0.6, abs=1e-3)
+
+
+def test_fades_bound_the_gain_slope_so_gating_never_clicks():
+    result = mask(probs_with_event(), mode="hard", threshold=0.5, fade_ms=5.0)
+    fade_samples = 0.005 * RATE
+    assert np.abs(np.diff(result.gain)).max() <= 1.0 / fade_samples + 1e-6
+    with pytest.raises(ValueError):
+        MaskParams(fade_ms=2.0)
+
+
+def test_short_events_are_dropped():
+    probs = probs_with_event(start=1.0, stop=1.05)
+    assert mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0.1).events == []
+    assert len(mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0.0).events) == 1
+
+
+def test_median_smoothing_removes_a_one_frame_dropout():
+    probs = probs_with_event()
+    probs[150, 2] = 0.0
+    assert len(mask(probs, mode="hard", smoothing="none", min_event_seconds=0).events) == 2
+    assert len(mask(probs, mode="hard", smoothing="median", median_seconds=0.05).events) == 1
+
+
+def test_hysteresis_keeps_an_event_through_a_dip_above_the_low_level():
+    probs = probs_with_event()
+    probs[140:160, 2] = 0.4
+    assert len(mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0).events) == 2
+    assert len(mask(probs, mode="hard", threshold=0.5, smoothing="hysteresis", low_threshold=0.3).events) == 1
+
+
+def test_spans_add_to_or_replace_sed():
+    probs = probs_with_event()
+    added = mask(probs, mode="hard", spans="3.0-3.5")
+    assert gain_at(added, 3.2) == 1.0 and gain_at(added, 1.7) == 1.0
+    assert [e.label for e in added.events] == ["Accordion", "span"]
+    replaced = mask(probs, mode="hard", spans="3.0-3.5", spans_mode="replace")
+    assert gain_at(replaced, 3.2) == 1.0 and gain_at(replaced, 1.7) == 0.0
+
+
+def test_span_outside_the_recording_is_refused():
+    with pytest.raises(ParamError, match="outside the recording"):
+        mask(probs_with_event(), spans="3-9")
+
+
+def test_mode_off_passes_everything():
+    result = mask(probs_with_event(), mode="off")
+    assert result.gain.min() == 1.0
+
+
+def test_gain_is_given_at_any_sample_rate():
+    probs = probs_with_event()
+    for rate in (8000, 44100):
+        result = compute_mask(probs, FRAME_RATE, [2], MaskParams(mode="hard"), num_samples=4 * rate,
+                              sample_rate=rate)
+        assert len(result.gain) == 4 * rate and result.gain[int(1.7 * rate)] == 1.0
+
+
+def test_apply_gain_requires_equal_lengths():
+    with pytest.raises(ValueError, match="samples"):
+        apply_gain(np.ones(10), np.ones(9))
