@@ -1,0 +1,132 @@
+"""Two-source mixtures with ground truth: a target active part of the time over an interferer, at a chosen SNR.
+
+`make_mixture(seed)` is deterministic: the same seed gives the same samples, labels and prompts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import write_audio
+from .sources import ALL_KINDS, SourceKind, render
+
+TARGET_PROMPTS = ["only the {}", "keep the {}", "isolate the {}", "the {}", "extract the {}",
+                  "I want to hear the {}", "just the {}, please", "separate the {}"]
+REMOVAL_PROMPTS = ["remove the {}", "without the {}", "get rid of the {}"]
+FADE_SECONDS = 0.02
+
+
+@dataclass
+class Mixture:
+    mixture: np.ndarray
+    target: np.ndarray
+    interferer: np.ndarray
+    sample_rate: int
+    seed: int
+    target_kind: str
+    interferer_kind: str
+    target_label: str
+    interferer_label: str
+    onset: float
+    offset: float
+    snr_db: float
+    prompts: list[str] = field(default_factory=list)
+    removal_prompts: list[str] = field(default_factory=list)
+
+    def meta(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not isinstance(v, np.ndarray)}
+
+
+def _trim(samples: np.ndarray, level: float = 1e-3) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(samples) > level)
+    return samples[loud[0]:loud[-1] + 1] if len(loud) else samples
+
+
+def _fade(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    n = min(int(FADE_SECONDS * sample_rate), len(samples) // 2)
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    out = samples.astype(np.float32).copy()
+    out[:n] *= ramp
+    out[len(out) - n:] *= ramp[::-1]
+    return out
+
+
+def _cover(kind: SourceKind, seed: int, length: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A continuous interferer of `length` samples (short clips repeat with short gaps)."""
+    out = np.zeros(length, dtype=np.float32)
+    position, repeat = 0, 0
+    while position < length:
+        piece = _fade(_trim(render(kind, seed + 1000 * repeat, length / sample_rate + 1.0, sample_rate)),
+                      sample_rate)
+        piece = piece[: length - position]
+        out[position:position + len(piece)] = piece
+        position += len(piece) + int(rng.uniform(0.1, 0.6) * sample_rate)
+        repeat += 1
+    return out
+
+
+def _pick(rng: np.random.Generator, exclude_family: str | None = None, exclude: str | None = None) -> SourceKind:
+    pool = [k for k in ALL_KINDS.values() if k.name != exclude and k.family != exclude_family]
+    return pool[int(rng.integers(len(pool)))]
+
+
+def _prompts(kind: SourceKind, templates: list[str], rng: np.random.Generator, count: int) -> list[str]:
+    names = [kind.name, *kind.words]
+    chosen = rng.choice(len(templates), size=min(count, len(templates)), replace=False)
+    return [templates[int(i)].format(names[int(j) % len(names)]) for j, i in enumerate(chosen)]
+
+
+def make_mixture(seed: int, *, sample_rate: int = 32000, seconds: float = 10.0, snr_db: float = 0.0,
+                 target: str | None = None, interferer: str | None = None) -> Mixture:
+    """A `seconds` long mixture: the target active once, for 30-60 % of the time, over a continuous interferer."""
+    rng = np.random.default_rng([seed, 0])
+    target_kind = ALL_KINDS[target] if target else _pick(rng)
+    interferer_kind = ALL_KINDS[interferer] if interferer else _pick(
+        rng, exclude_family="voice" if target_kind.family == "voice" else None, exclude=target_kind.name)
+    length = int(seconds * sample_rate)
+
+    wanted = rng.uniform(0.3, 0.6) * seconds
+    source = _trim(render(target_kind, seed, wanted + 1.0, sample_rate))[: int(wanted * sample_rate)]
+    source = _fade(source, sample_rate)
+    start = int(rng.uniform(0.05, 0.95) * (length - len(source)))
+    target_track = np.zeros(length, dtype=np.float32)
+    target_track[start:start + len(source)] = source
+    interferer_track = _cover(interferer_kind, seed + 1, length, sample_rate, rng)
+
+    active = slice(start, start + len(source))
+    target_power = float(np.mean(target_track[active] ** 2))
+    interferer_power = max(float(np.mean(interferer_track[active] ** 2)), 1e-12)
+    interferer_track *= np.sqrt(target_power / interferer_power / 10 ** (snr_db / 10))
+    peak = float(np.abs(target_track + interferer_track).max())
+    scale = 0.9 / peak if peak > 0.9 else 1.0
+    target_track, interferer_track = (target_track * scale).astype(np.float32), (
+        interferer_track * scale).astype(np.float32)
+    return Mixture(
+        mixture=target_track + interferer_track, target=target_track, interferer=interferer_track,
+        sample_rate=sample_rate, seed=seed, target_kind=target_kind.name, interferer_kind=interferer_kind.name,
+        target_label=target_kind.label, interferer_label=interferer_kind.label,
+        onset=round(start / sample_rate, 4), offset=round((start + len(source)) / sample_rate, 4), snr_db=snr_db,
+        prompts=_prompts(target_kind, TARGET_PROMPTS, rng, 4),
+        removal_prompts=_prompts(interferer_kind, REMOVAL_PROMPTS, rng, 2))
+
+
+def write_mixture(mixture: Mixture, folder: str | Path, stem: str | None = None) -> dict[str, Path]:
+    """mixture, target and interferer as 16-bit FLAC plus the metadata as JSON; each file written atomically."""
+    from ..outputs import write_text
+
+    folder = Path(folder)
+    stem = stem or f"mix{mixture.seed:05d}"
+    paths = {part: folder / f"{stem}.{part}.flac" for part in ("mixture", "target", "interferer")}
+    for part, path in paths.items():
+        write_audio(path, getattr(mixture, part), mixture.sample_rate, subtype="PCM_16")
+    paths["meta"] = folder / f"{stem}.json"
+    write_text(paths["meta"], json.dumps(mixture.meta(), indent=1))
+    return paths
+
+
+def make_corpus(folder: str | Path, seeds, **options) -> list[dict[str, Path]]:
+    return [write_mixture(make_mixture(seed, **options), folder) for seed in seeds]
