@@ -31,9 +31,9 @@ VERSIONS = {"map_query": 1, "sed": 1, "mask": 1, "masked_input": 1, "separate": 
 class NoSeparatorAvailable(RuntimeError):
     """No separator backend can run here; `events` holds what SED and the mask found anyway."""
 
-    def __init__(self, reasons: dict[str, str], events: list[dict]):
+    def __init__(self, reasons: dict[str, str], events: list[dict], also: str | None = None):
         detail = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "none registered"
-        super().__init__(f"no separator is available ({detail})")
+        super().__init__(f"no separator is available ({detail})" + (f"; and {also}" if also else ""))
         self.reasons = reasons
         self.events = events
 
@@ -267,11 +267,16 @@ def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
     options.mask.check_duration(recording.duration)
     if options.fusion.mode.startswith("band"):
         options.fusion.check_rate(recording.sample_rate)
-    mapping = runner.run("map_query", query=query, encoder=options.encoder, params=options.query)
-    sed_result = runner.run("sed", recording=recording, model=options.sed, params=options.sed_params)
-    mask_result = runner.run("mask", sed_result=sed_result, mapping=mapping, params=options.mask,
-                             recording=recording)
     usable, reasons = backends.available("separator", options.separators)
+    mapping = runner.run("map_query", query=query, encoder=options.encoder, params=options.query)
+    try:
+        sed_result = runner.run("sed", recording=recording, model=options.sed, params=options.sed_params)
+        mask_result = runner.run("mask", sed_result=sed_result, mapping=mapping, params=options.mask,
+                                 recording=recording)
+    except backends.BackendUnavailable as error:
+        if usable:
+            raise
+        raise NoSeparatorAvailable(reasons, [], also=str(error)) from None
     if not usable:
         raise NoSeparatorAvailable(reasons, mask_result.meta["events"])
     separator_input = recording if options.mask.mask_at == "output" else masked_input(recording, mask_result)

@@ -233,6 +233,10 @@ class MiniLMEncoder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+            transformers_logging.set_verbosity_error()
 
             self._model = SentenceTransformer(str(self.folder), device="cpu")
         return self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,

@@ -24,3 +24,15 @@ class SedModel(Protocol):
     def identity(self) -> str: ...
 
     def detect(self, samples: np.ndarray, sample_rate: int) -> SedOutput: ...
+
+
+def yamnet_model():
+    from .yamnet import YamnetSed
+
+    return YamnetSed(calibrated=True)
+
+
+def yamnet_raw_model():
+    from .yamnet import YamnetSed
+
+    return YamnetSed(calibrated=False)
