@@ -1,7 +1,7 @@
 """Audio in and out: read wav/flac/ogg/mp3 at any rate as mono float32, resample with soxr, write atomically.
 
-Every problem with an input file is raised as one `AudioError` whose message is one line naming
-the file and the problem, so a batch can report it and go on.
+Every problem with an input is raised as one `AudioError` whose message is one line, "<file>: <problem>",
+so a batch can report it and go on.
 """
 
 from __future__ import annotations
@@ -19,28 +19,48 @@ import soxr
 from .hashing import recording_key
 
 MIN_SECONDS = 0.1
+MAX_ARRAY_CHANNELS = 8
+# Default subtype per writable suffix: float wav keeps everything; 16-bit flac is the compact lossless copy.
 WRITABLE = {".wav": "FLOAT", ".flac": "PCM_16"}
+# Integer PCM subtypes and their bits. write_audio quantises these itself (round to nearest), because
+# libsndfile's own float->int conversion differs between formats (wav and flac disagree by one step).
+_PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
+# libsndfile's SF_ERR_UNRECOGNISED_FORMAT: the bytes are not any audio format it knows.
+_UNRECOGNISED_FORMAT = 1
 
 
 class AudioError(ValueError):
-    """Bad audio input; `str(error)` is "<file>: <problem>"."""
+    """Bad audio input; `str(error)` is "<file>: <problem>" on one line."""
 
     def __init__(self, path: str | os.PathLike, problem: str):
-        self.path, self.problem = str(path), problem
-        super().__init__(f"{self.path}: {problem}")
+        self.path, self.problem = str(path), " ".join(str(problem).split())
+        super().__init__(f"{self.path}: {self.problem}")
 
 
 @dataclass(frozen=True, eq=False)
 class Audio:
-    """Mono float32 samples at `sample_rate`; `key` identifies the content (see hashing.recording_key)."""
+    """Mono float32 samples at `sample_rate` Hz; `key` identifies the content (hashing.recording_key).
+
+    `key_override` lets a derived recording (e.g. the mixture gated by a mask) carry the key of the
+    computation that made it instead of a hash of its samples.
+    """
 
     samples: np.ndarray
     sample_rate: int
     source: str | None = None
     key_override: str | None = field(default=None, repr=False)
 
+    def __post_init__(self):
+        name = self.source or "<array>"
+        samples = np.ascontiguousarray(self.samples, dtype=np.float32)
+        if samples.ndim != 1:
+            raise AudioError(name, f"Audio needs mono samples of shape (n,), got shape {samples.shape}")
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "sample_rate", _checked_rate(self.sample_rate, name))
+
     @property
     def duration(self) -> float:
+        """Length in seconds."""
         return len(self.samples) / self.sample_rate
 
     @cached_property
@@ -48,82 +68,140 @@ class Audio:
         return self.key_override or recording_key(self.samples, self.sample_rate)
 
 
-def _validate(samples: np.ndarray, sample_rate: int, name: str, min_seconds: float) -> np.ndarray:
+def _checked_rate(sample_rate, name: str) -> int:
+    try:
+        rate = int(sample_rate)
+        integral = rate == sample_rate
+    except (TypeError, ValueError, OverflowError):
+        integral = False
+    if not integral or isinstance(sample_rate, bool) or rate <= 0:
+        raise AudioError(name, f"sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return rate
+
+
+def _validated_mono(samples: np.ndarray, sample_rate: int, name: str, min_seconds: float) -> np.ndarray:
+    """(n,) or (n, channels) float samples → checked mono float32; channels are averaged."""
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1, dtype=np.float64) if samples.shape[1] > 1 else samples[:, 0]
     if samples.size == 0:
         raise AudioError(name, "empty (no samples)")
-    if not np.all(np.isfinite(samples)):
+    if not np.isfinite(samples).all():
         raise AudioError(name, "contains NaN or Inf samples")
     if len(samples) < min_seconds * sample_rate:
-        raise AudioError(name, f"shorter than {min_seconds:g} s ({len(samples) / sample_rate:.3f} s)")
+        raise AudioError(name, f"shorter than {min_seconds:g} s ({len(samples) / sample_rate:.3g} s)")
     return np.ascontiguousarray(samples, dtype=np.float32)
-
-
-def _mono(samples: np.ndarray) -> np.ndarray:
-    return samples.mean(axis=1) if samples.ndim == 2 else samples
 
 
 def audio_from_array(samples, sample_rate: int, name: str = "<array>", *,
                      min_seconds: float = MIN_SECONDS) -> Audio:
-    """Validate in-memory audio: (n,), (n, channels), or (channels, n) with at most 8 channels."""
-    array = np.asarray(samples, dtype=np.float32)
-    if array.ndim == 2 and array.shape[0] <= 8 < array.shape[1]:
+    """Validate in-memory audio and mix it down to mono, with the same checks as `load_audio`.
+
+    Shapes: (n,); (n, channels); or (channels, n) when it has at most 8 rows and more columns than
+    rows. Floats are taken as they are (full scale ±1); signed integer arrays (e.g. int16 PCM) are
+    scaled by their full scale, 2**(bits-1).
+    """
+    rate = _checked_rate(sample_rate, name)
+    try:
+        array = np.asarray(samples)
+    except (TypeError, ValueError) as error:
+        raise AudioError(name, f"not an array of samples ({error})") from None
+    if array.dtype.kind == "i":
+        array = array.astype(np.float64) / float(2 ** (8 * array.dtype.itemsize - 1))
+    elif array.dtype.kind not in "f":
+        raise AudioError(name, f"samples must be floats or signed integers, got dtype {array.dtype}")
+    if array.ndim == 2 and array.shape[0] <= MAX_ARRAY_CHANNELS and array.shape[1] > array.shape[0]:
         array = array.T
     if array.ndim not in (1, 2):
-        raise AudioError(name, f"expected (samples,) or (samples, channels), got shape {array.shape}")
-    if int(sample_rate) <= 0:
-        raise AudioError(name, f"sample rate must be positive, got {sample_rate}")
-    return Audio(_validate(_mono(array), int(sample_rate), name, min_seconds), int(sample_rate), name)
+        raise AudioError(name, f"expected shape (n,), (n, channels) or (channels, n), got {array.shape}")
+    return Audio(_validated_mono(array, rate, name, min_seconds), rate, name)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
                min_seconds: float = MIN_SECONDS) -> Audio:
-    """Read a file as mono float32 (mean of channels), optionally resampled to `sample_rate`."""
+    """Read wav/flac/ogg/mp3 (anything libsndfile reads) as mono float32 (the mean of the channels).
+
+    With `sample_rate`, the result is resampled to it (soxr, high quality); the length check uses the
+    file's own rate. Every problem raises `AudioError` "<path>: <problem>".
+    """
     name = str(path)
     target = Path(path)
+    if sample_rate is not None:
+        sample_rate = _checked_rate(sample_rate, name)
     if not target.exists():
         raise AudioError(name, "no such file")
     if target.is_dir():
-        raise AudioError(name, "is a directory, not an audio file")
+        raise AudioError(name, "is a directory")
     if target.stat().st_size == 0:
-        raise AudioError(name, "empty file")
+        raise AudioError(name, "empty")
     try:
-        samples, rate = soundfile.read(target, dtype="float32", always_2d=True)
+        with open(target, "rb") as handle:
+            samples, rate = soundfile.read(handle, dtype="float32", always_2d=True)
     except PermissionError:
         raise AudioError(name, "cannot be read (permission denied)") from None
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        if "format" in detail.lower() or "unknown" in detail.lower() or "recognised" in detail.lower():
-            raise AudioError(name, "not an audio file (unrecognised format)") from None
-        raise AudioError(name, f"cannot be decoded ({detail})") from None
-    samples = _validate(_mono(samples), rate, name, min_seconds)
+    except soundfile.LibsndfileError as error:
+        if error.code == _UNRECOGNISED_FORMAT:
+            raise AudioError(name, "not an audio file (format not recognised)") from None
+        raise AudioError(name, f"cannot be decoded ({error.error_string.rstrip('.')})") from None
+    except (OSError, RuntimeError, ValueError, TypeError) as error:
+        raise AudioError(name, f"cannot be decoded ({error})") from None
+    samples = _validated_mono(samples, int(rate), name, min_seconds)
     if sample_rate is not None and sample_rate != rate:
         samples, rate = resample(samples, rate, sample_rate), sample_rate
     return Audio(samples, int(rate), name)
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Band-limited resampling (soxr, high quality); the same array back when the rates are equal."""
-    if int(from_rate) == int(to_rate):
+    """Band-limited resampling (soxr "HQ") of (n,) or (n, channels); the same array when the rates are equal.
+
+    The output has round(n * to_rate / from_rate) samples.
+    """
+    from_rate, to_rate = _checked_rate(from_rate, "resample"), _checked_rate(to_rate, "resample")
+    if from_rate == to_rate:
         return samples
-    return soxr.resample(np.asarray(samples, dtype=np.float32), int(from_rate), int(to_rate), "HQ").astype(
-        np.float32, copy=False)
+    data = np.ascontiguousarray(samples, dtype=np.float32)
+    return soxr.resample(data, from_rate, to_rate, "HQ").astype(np.float32, copy=False)
+
+
+def _quantised(samples: np.ndarray, bits: int) -> np.ndarray:
+    """Round to the nearest `bits`-bit step (full scale 2**(bits-1), clipped), left-aligned in int32,
+    which libsndfile stores exactly in any integer PCM subtype of that width."""
+    full_scale = 2.0 ** (bits - 1)
+    steps = np.clip(np.rint(samples.astype(np.float64) * full_scale), -full_scale, full_scale - 1)
+    return (steps.astype(np.int64) << (32 - bits)).astype(np.int32)
 
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
                 subtype: str | None = None) -> Path:
-    """Write .wav (float by default) or .flac (16-bit) atomically: a temporary file, then a rename."""
+    """Write (n,) or (n, channels) samples to .wav (FLOAT by default) or .flac (PCM_16 by default).
+
+    Parent folders are created. The file is written under a temporary name in the same folder and
+    renamed over `path`, so a crash never leaves a half-written output. Integer subtypes clip to [-1, 1].
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITABLE:
-        raise AudioError(path, f"cannot write {suffix or 'files without a suffix'}; use .wav or .flac")
-    subtype = subtype or WRITABLE[suffix]
+        raise AudioError(path, f"cannot write {suffix or 'a file without a suffix'}; use .wav or .flac")
+    subtype = (subtype or WRITABLE[suffix]).upper()
+    file_format = suffix[1:].upper()
+    if not soundfile.check_format(file_format, subtype):
+        raise AudioError(path, f"{file_format} cannot store subtype {subtype}")
+    rate = _checked_rate(sample_rate, str(path))
     data = np.asarray(samples, dtype=np.float32)
-    if not subtype.startswith(("FLOAT", "DOUBLE")):
+    if data.ndim not in (1, 2):
+        raise AudioError(path, f"samples must have shape (n,) or (n, channels), got {data.shape}")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "refusing to write NaN or Inf samples")
+    if subtype in _PCM_BITS:
+        data = _quantised(data, _PCM_BITS[subtype])
+    elif subtype not in ("FLOAT", "DOUBLE"):
         data = np.clip(data, -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial{suffix}")
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
-        soundfile.write(temporary, data, int(sample_rate), subtype=subtype, format=suffix[1:].upper())
+        with open(temporary, "xb") as handle:
+            soundfile.write(handle, data, rate, subtype=subtype, format=file_format)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

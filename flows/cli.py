@@ -24,7 +24,8 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # The command line prints its own one-line errors; Prefect would add a traceback for each.
+    "PREFECT_LOGGING_LEVEL": "CRITICAL",
 }
 
 
