@@ -162,3 +162,28 @@ def test_refuse_flow_returns_the_grid_from_cache(prefect_server, cache_env, wav,
     assert len(rows) == 12 and dict(CALLS) == calls
     assert all(Path(r["outputs"]["target"]).exists() for r in rows)
     assert {r["fusion_mode"] for r in rows} == {"rate", "band", "progressive"}
+
+
+def test_batch_goes_on_past_a_bad_file(prefect_server, cache_env, wav, standin_options):
+    from flows.batch import batch_flow
+
+    bad = cache_env / "in" / "broken.wav"
+    bad.write_text("not audio")
+    rows = within(120, batch_flow, [str(bad), wav, str(cache_env / "missing.flac")], "the tone",
+                  str(cache_env / "batch"), make_options(standin_options))
+    assert [bool(r.get("error")) for r in rows] == [True, False, True]
+    assert "not an audio file" in rows[0]["error"] and "no such file" in rows[2]["error"]
+    assert Path(rows[1]["outputs"]["target"]).exists()
+    assert not list((cache_env / "batch").glob("broken*"))
+
+
+def test_result_store_on_an_fsspec_location(prefect_server, cache_env, wav, standin_options, monkeypatch):
+    monkeypatch.setenv("EVENTSEP_RESULTS", "memory://eventsep-flow-test")
+    options = make_options(standin_options)
+    summary, _ = separate(wav, cache_env / "out", options)
+    store = ResultStore("memory://eventsep-flow-test")
+    assert len(store.keys()) == 6  # map_query, sed, mask, 2 × separate, fuse
+    calls = dict(CALLS)
+    _, states = separate(wav, cache_env / "out", options)
+    assert dict(CALLS) == calls and states["separate"] == ["Cached", "Cached"]
+    store.clear()
