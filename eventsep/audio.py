@@ -134,8 +134,10 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
     if target.stat().st_size == 0:
         raise AudioError(name, "empty")
     try:
-        with open(target, "rb") as handle:
-            samples, rate = soundfile.read(handle, dtype="float32", always_2d=True)
+        with open(target, "rb"):
+            pass  # a readable file; libsndfile then opens it by path (some mp3 files with long
+            # ID3 tags are recognised by path but not from a Python file object)
+        samples, rate = soundfile.read(str(target), dtype="float32", always_2d=True)
     except PermissionError:
         raise AudioError(name, "cannot be read (permission denied)") from None
     except soundfile.LibsndfileError as error:

@@ -69,3 +69,9 @@ def test_write_mixture_files(corpus_cache, tmp_path):
     from eventsep.audio import load_audio
 
     assert abs(len(load_audio(paths["mixture"]).samples) - len(m.mixture)) == 0
+
+
+@pytest.mark.parametrize("animal", [k.name for k in ALL_KINDS.values() if k.family == "animal"])
+def test_every_animal_recording_loads(corpus_cache, animal):
+    samples = render(ALL_KINDS[animal], 0, 3.0, 16000)
+    assert len(samples) > 0.3 * 16000 and np.abs(samples).max() > 0.1
