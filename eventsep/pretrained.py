@@ -1,0 +1,177 @@
+"""The model registry: every weight file EventSep knows, where it lives, its sha256, and strict loading.
+
+This is the only module that knows file names. Official files are looked up in the model folder
+(`EVENTSEP_MODELS`, default `cache/models`); the project's own mini models ship inside the package.
+Loading is strict: every expected key present, no unexpected key, every shape equal — or an error
+naming the keys. `torch.load` is only ever called with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .backends import BackendUnavailable
+from .hashing import file_sha256
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str
+    filename: str
+    stage: str
+    url: str | None
+    sha256: str | None
+    size: int | None
+    packaged: Path | None = None  # shipped inside the package instead of the model folder
+    note: str = ""
+
+
+REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
+    ModelFile("audiosep-base", "audiosep_base_4M_steps.ckpt", "separate (audiosep)",
+              "https://huggingface.co/spaces/Audio-AGI/AudioSep/resolve/main/checkpoint/audiosep_base_4M_steps.ckpt",
+              "f8cda01bfd0ebd141eef45d41db7a3ada23a56568465840d3cff04b8010ce82c", None,
+              note="Lightning checkpoint: separator (ss_model.*) and CLAP (query_encoder.model.*), about 1.26 GB"),
+    ModelFile("panns-cnn14-decisionlevelmax", "Cnn14_DecisionLevelMax_mAP=0.385.pth", "sed (panns)",
+              "https://zenodo.org/record/3987831/files/Cnn14_DecisionLevelMax_mAP%3D0.385.pth", None, None),
+    ModelFile("audiosep-mini", "audiosep-mini.safetensors", "separate (audiosep, offline default)", None,
+              None, None, packaged=PACKAGE / "separators" / "audiosep" / "weights" / "audiosep-mini.safetensors",
+              note="trained by this project on its open corpus; see docs/audiosep.md"),
+]}
+
+
+class MissingWeights(BackendUnavailable):
+    """A weight file is not where it should be; the message names the file, the folder and the fix."""
+
+
+class StrictLoadError(ValueError):
+    """A state dict does not match the model key for key and shape for shape."""
+
+
+def models_dir() -> Path:
+    from .settings import settings
+
+    return settings().models_dir
+
+
+def path_of(name: str) -> Path:
+    entry = REGISTRY[name]
+    return entry.packaged if entry.packaged is not None else models_dir() / entry.filename
+
+
+def locate(name: str) -> Path:
+    """The file of registry entry `name`, or MissingWeights saying where it goes and how to get it."""
+    path = path_of(name)
+    if not path.is_file():
+        entry = REGISTRY[name]
+        how = (f"run `eventsep models pull {name}` where a network exists, or copy it there from {entry.url}"
+               if entry.url else "it is made by `eventsep train audiosep-mini`")
+        raise MissingWeights(f"{entry.filename} not found in {path.parent}: {how}")
+    return path
+
+
+def verify(name: str) -> tuple[bool, str]:
+    """(ok, message) for one registry entry: present, and sha256 equal where one is published."""
+    try:
+        path = locate(name)
+    except MissingWeights as error:
+        return False, str(error)
+    expected = REGISTRY[name].sha256
+    actual = file_sha256(path)
+    if expected and actual != expected:
+        return False, f"{path}: sha256 {actual} differs from the published {expected}"
+    return True, f"{path}: ok ({'sha256 matches' if expected else 'no published sha256'})"
+
+
+def pull(name: str) -> Path:
+    """Download a registry entry into the model folder (atomically, sha256 checked)."""
+    entry = REGISTRY[name]
+    if entry.url is None:
+        raise MissingWeights(f"{name} has no public address: it is made by `eventsep train audiosep-mini`")
+    target = path_of(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(entry.url, timeout=30) as response, open(partial, "wb") as out:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise MissingWeights(f"cannot fetch {entry.url} ({error}); copy {entry.filename} into {target.parent}"
+                             ) from None
+    if entry.sha256 and digest.hexdigest() != entry.sha256:
+        partial.unlink(missing_ok=True)
+        raise MissingWeights(f"{entry.url} gave sha256 {digest.hexdigest()}, expected {entry.sha256}")
+    os.replace(partial, target)
+    return target
+
+
+def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise StrictLoadError naming every missing, unexpected and misshapen key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshapen = sorted(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+                       for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or misshapen:
+        parts = [f"{label}: {', '.join(keys[:8])}{' …' if len(keys) > 8 else ''} ({len(keys)})"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("misshapen", misshapen))
+                 if keys]
+        raise StrictLoadError(f"{source} does not match the model: " + "; ".join(parts))
+
+
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> torch.nn.Module:
+    check_state(model, state, source)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+# The official checkpoint keeps torchlibrosa's STFT/ISTFT as fixed DFT matrices; here torch.stft
+# and torch.istft compute the same transforms, so those five tensors are consumed by name and dropped.
+AUDIOSEP_FIXED_STFT = ("base.stft.", "base.istft.")
+
+
+def audiosep_separator_state(checkpoint_path: Path) -> dict[str, torch.Tensor]:
+    """The `ss_model.*` tensors of an official AudioSep Lightning checkpoint, prefix removed."""
+    try:
+        container = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle-level refusal of non-tensor objects
+        raise StrictLoadError(f"{checkpoint_path} cannot be read with weights_only=True ({error}); "
+                              "convert it once with `eventsep models convert`") from None
+    weights = container.get("state_dict", container)
+    return {key[len("ss_model."):]: tensor for key, tensor in weights.items()
+            if key.startswith("ss_model.") and not key[len("ss_model."):].startswith(AUDIOSEP_FIXED_STFT)}
+
+
+def load_official_audiosep(checkpoint_path: Path):
+    """ResUNet30 at the official size with the checkpoint's separator weights, loaded strictly."""
+    from .separators.audiosep.network import OFFICIAL, ResUNet30
+
+    model = ResUNet30(OFFICIAL)
+    return load_strict(model, audiosep_separator_state(checkpoint_path), str(checkpoint_path)).eval()
+
+
+def load_mini_audiosep():
+    """The packaged mini AudioSep and the config stored with it."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .separators.audiosep.network import ResUNet30, ResUNetConfig
+
+    path = locate("audiosep-mini")
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    config = ResUNetConfig.from_dict(json.loads(metadata["model_config"]))
+    return load_strict(ResUNet30(config), load_file(str(path)), str(path)).eval(), metadata

@@ -1,0 +1,1 @@
+"""Separators: AudioSep (ResUNet30 + text FiLM) and, later, FlowSep."""

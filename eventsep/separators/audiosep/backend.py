@@ -1,0 +1,53 @@
+"""The AudioSep separator backend: a ResUNet30, the text embedding that conditions it, and chunking."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ...config import SeparatorParams
+from .apply import apply_chunked
+from .network import ResUNet30
+
+
+class AudioSepSeparator:
+    """Satisfies `eventsep.backends.Separator`; `embed(text)` gives the condition vector."""
+
+    param_fields = ("chunk_seconds", "overlap_seconds")
+
+    def __init__(self, name: str, model: ResUNet30, embed: Callable[[str], np.ndarray], identity: str):
+        self.name = name
+        self.model = model.eval()
+        self.embed = embed
+        self._identity = identity
+        self.sample_rate = model.config.sample_rate
+
+    def identity(self) -> str:
+        return self._identity
+
+    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams) -> np.ndarray:
+        condition = torch.from_numpy(np.asarray(self.embed(query), dtype=np.float32))[None]
+        window = int(params.chunk_seconds * self.sample_rate)
+        overlap = int(params.overlap_seconds * self.sample_rate)
+
+        def run(chunks: torch.Tensor) -> torch.Tensor:
+            return self.model(chunks, condition.expand(len(chunks), -1))
+
+        samples = np.asarray(samples, dtype=np.float32)
+        # reflect padding of the STFT needs more than half a window of signal
+        short = max(0, self.model.config.n_fft - len(samples))
+        estimate = apply_chunked(run, np.pad(samples, (0, short)), window, overlap)
+        return estimate[: len(samples)]
+
+
+def audiosep_backend() -> AudioSepSeparator:
+    """The mini AudioSep conditioned on MiniLM (the official weights need the CLAP text branch, not yet built)."""
+    from ... import backends, pretrained
+    from ...hashing import file_sha256
+
+    model, _ = pretrained.load_mini_audiosep()
+    encoder = backends.get("text_encoder", "minilm")
+    identity = f"{file_sha256(pretrained.locate('audiosep-mini'))}+{encoder.identity()}"
+    return AudioSepSeparator("audiosep", model, lambda text: encoder.encode([text])[0], identity)

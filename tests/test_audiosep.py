@@ -1,0 +1,113 @@
+"""AudioSep: the official-size network matches the reference key for key, strict loading, any-length chunking."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eventsep.config import SeparatorParams
+from eventsep.pretrained import (AUDIOSEP_FIXED_STFT, StrictLoadError, check_state, load_official_audiosep)
+from eventsep.separators.audiosep.apply import apply_chunked
+from eventsep.separators.audiosep.backend import AudioSepSeparator
+from eventsep.separators.audiosep.network import OFFICIAL, ResUNet30, ResUNetConfig
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "audiosep_ss_model_state_dict.json"
+TINY = ResUNetConfig(widths=(4, 8, 8, 8, 8, 8), condition_size=6, n_fft=128, hop=32, sample_rate=8000)
+
+
+@pytest.fixture(scope="module")
+def official():
+    torch.manual_seed(0)
+    return ResUNet30(OFFICIAL)
+
+
+@pytest.fixture(scope="module")
+def reference_keys():
+    if not REFERENCE.exists():  # shared/ sits beside the clone in CI and on every developer machine
+        pytest.fail(f"reference file missing: {REFERENCE}")
+    keys = json.loads(REFERENCE.read_text())["keys"]
+    return {k[len("ss_model."):]: v for k, v in keys.items() if k.startswith("ss_model.")}
+
+
+def test_official_size_matches_the_reference_key_for_key(official, reference_keys):
+    ours = {k: list(v.shape) for k, v in official.state_dict().items()}
+    fixed = {k for k in reference_keys if k.startswith(AUDIOSEP_FIXED_STFT)}
+    assert len(reference_keys) == 332 and len(fixed) == 5
+    assert set(ours) == set(reference_keys) - fixed
+    assert all(ours[k] == reference_keys[k] for k in ours)
+
+
+def test_official_checkpoint_layout_loads_strictly(official, tmp_path):
+    state = {f"ss_model.{k}": v for k, v in official.state_dict().items()}
+    state["ss_model.base.stft.conv_real.weight"] = torch.zeros(1025, 1, 2048)
+    state["query_encoder.model.text_projection.0.weight"] = torch.zeros(2, 2)
+    path = tmp_path / "audiosep_base_4M_steps.ckpt"
+    torch.save({"epoch": 1, "global_step": 10, "state_dict": state}, path)
+    loaded = load_official_audiosep(path)
+    for key, tensor in official.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda s: s.pop("base.after_conv.bias"), "missing: base.after_conv.bias"),
+    (lambda s: s.__setitem__("base.extra.weight", torch.zeros(1)), "unexpected: base.extra.weight"),
+    (lambda s: s.__setitem__("base.pre_conv.bias", torch.zeros(5)), "misshapen: base.pre_conv.bias"),
+])
+def test_mismatched_state_is_refused_by_name(change, named):
+    model = ResUNet30(TINY)
+    state = dict(model.state_dict())
+    change(state)
+    with pytest.raises(StrictLoadError, match=named):
+        check_state(model, state, "test")
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    model = ResUNet30(TINY).eval()
+    with torch.no_grad():  # a non-trivial mask: random FiLM and convolutions already give one
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def test_output_length_equals_input_for_odd_lengths():
+    model = tiny_model()
+    for length in (1000, 4321, 8000):
+        out = model(torch.randn(2, 1, length), torch.randn(2, TINY.condition_size))
+        assert out.shape == (2, 1, length) and torch.isfinite(out).all()
+
+
+def test_chunking_is_exact_for_input_shorter_than_a_window():
+    model = tiny_model()
+    condition = torch.randn(1, TINY.condition_size)
+    samples = np.random.default_rng(0).standard_normal(6000).astype(np.float32)
+    with torch.no_grad():
+        single = model(torch.from_numpy(samples)[None, None], condition)[0, 0].numpy()
+    chunked = apply_chunked(lambda x: model(x, condition.expand(len(x), -1)), samples, 8000, 2000)
+    np.testing.assert_array_equal(chunked, single)
+
+
+def test_long_input_each_window_once_and_memory_bounded():
+    seen = []
+
+    def identity(chunks):
+        seen.append(tuple(chunks.shape))
+        return chunks
+
+    samples = np.random.default_rng(1).standard_normal(100_000).astype(np.float32)
+    out = apply_chunked(identity, samples, 8000, 2000, batch_size=4)
+    np.testing.assert_allclose(out, samples, atol=1e-6)  # the cross-fades sum to one everywhere
+    windows = sum(s[0] for s in seen)
+    assert windows == int(np.ceil((100_000 - 8000) / 6000)) + 1
+    assert max(s[0] for s in seen) <= 4 and all(s[2] == 8000 for s in seen)
+
+
+def test_separator_backend_works_at_any_length():
+    model = tiny_model()
+    separator = AudioSepSeparator("tiny", model, lambda text: np.ones(TINY.condition_size, np.float32), "id")
+    for length in (50, 7000, 30_000):
+        out = separator.separate(np.random.default_rng(2).standard_normal(length).astype(np.float32), "dog",
+                                 SeparatorParams(chunk_seconds=1.0, overlap_seconds=0.25))
+        assert out.shape == (length,) and np.isfinite(out).all()
