@@ -193,11 +193,57 @@ def cmd_corpus(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "audiosep":
+        from eventsep.separators.audiosep.bench import bench
+
+        print(bench((10.0, 60.0)))
+        return EXIT_OK
     from flows.bench import main as bench_cache
 
     options = options_from_args(args)
     print(bench_cache(args.audio, args.query, options, args.seconds))
     return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    if args.local:
+        from eventsep.separators.audiosep.train import export, train
+
+        state = train(args.folder, args.minutes)
+        if args.export:
+            from eventsep.pretrained import path_of
+
+            print(f"exported {export(args.folder, path_of('audiosep-mini'))}")
+    else:
+        from flows.train import train_audiosep_mini
+
+        state = train_audiosep_mini(args.folder, args.minutes, args.rounds, args.export)
+    print(json.dumps(state["history"][-1] if state.get("history") else state))
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from eventsep import pretrained
+
+    names = [args.name] if args.name else list(pretrained.REGISTRY)
+    if args.action == "list":
+        print(f"model folder: {pretrained.models_dir()}")
+        for name in names:
+            entry = pretrained.REGISTRY[name]
+            present = "present" if pretrained.path_of(name).is_file() else "absent"
+            print(f"{name:32s} {present:8s} {entry.stage:36s} {entry.filename}  sha256={entry.sha256 or '-'}  "
+                  f"{entry.url or 'made by this project'}")
+        return EXIT_OK
+    if args.action == "pull":
+        for name in names:
+            print(f"pulled {pretrained.pull(name)}")
+        return EXIT_OK
+    failures = 0
+    for name in names:
+        ok, message = pretrained.verify(name)
+        failures += not ok
+        print(f"{'ok' if ok else 'FAILED':6s} {name}: {message}")
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,12 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache"])
+    bench.add_argument("what", choices=["cache", "audiosep"])
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
     bench.add_argument("--query", default=EXAMPLE_QUERY)
     bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip to time")
     _add_stage_options(bench)
     bench.set_defaults(run=cmd_bench)
+
+    train = commands.add_parser("train", help="train a project model on the open corpus (resumable)")
+    train.add_argument("model", choices=["audiosep-mini"])
+    train.add_argument("--minutes", type=float, default=60.0)
+    train.add_argument("--rounds", type=int, default=1, help="validate after each of this many rounds")
+    train.add_argument("--folder", default="cache/training/audiosep-mini")
+    train.add_argument("--export", action="store_true", help="write the packaged weights afterwards")
+    train.add_argument("--local", action="store_true", help="run in this process without Prefect")
+    train.set_defaults(run=cmd_train)
+
+    models = commands.add_parser("models", help="list, verify or pull the model files")
+    models.add_argument("action", choices=["list", "verify", "pull"])
+    models.add_argument("name", nargs="?")
+    models.set_defaults(run=cmd_models)
 
     corpus = commands.add_parser("corpus", help="write open-corpus mixtures (deterministic by seed)")
     corpus.add_argument("output")

@@ -75,3 +75,11 @@ def test_no_separator_exits_3_and_still_prints_the_events(cache_env, wav, capsys
     captured = capsys.readouterr()
     assert "no separator is available" in captured.err and "nonexistent" in captured.err
     assert "event" in captured.out
+
+
+def test_missing_weights_name_the_file_the_folder_and_the_command(cache_env, capsys, monkeypatch):
+    monkeypatch.setenv("EVENTSEP_MODELS", str(cache_env / "models"))
+    assert main(["models", "verify", "audiosep-base"]) == 1
+    out = capsys.readouterr().out
+    assert "audiosep_base_4M_steps.ckpt" in out and str(cache_env / "models") in out
+    assert "eventsep models pull audiosep-base" in out
