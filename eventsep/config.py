@@ -49,6 +49,8 @@ class MaskParams(StageParams):
     min_event_seconds: float = Field(0.1, ge=0.0, le=60.0)
     fade_ms: float = Field(10.0, ge=5.0, le=1000.0, description="gain ramps; at least 5 ms")
     floor: float = Field(0.0, ge=0.0, le=1.0, description="gain outside events")
+    min_peak: float = Field(0.1, ge=0.0, le=1.0,
+                            description="if SED never reaches this for the classes, do not gate on it")
     spans: tuple[tuple[float, float], ...] = ()
     spans_mode: Literal["add", "replace"] = "add"
     mask_at: Literal["output", "input"] = "output"

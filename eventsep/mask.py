@@ -35,6 +35,7 @@ class MaskResult:
     sample_rate: int
     frame_gain: np.ndarray
     events: list[Event]
+    note: str | None = None
 
     def events_table(self) -> list[dict]:
         return [asdict(event) for event in self.events]
@@ -108,7 +109,16 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
     use_sed = params.mode != "off" and not (params.spans and params.spans_mode == "replace")
 
     events: list[Event] = []
+    note = None
     sample_times = np.arange(num_samples) / sample_rate
+    if use_sed:
+        peak = float(class_track(probs, class_indices).max())
+        if peak < params.min_peak:
+            # A detector that never sees the class says nothing about when it sounds: gating on it
+            # would silence the separated target, so the mask passes everything and says so.
+            use_sed = False
+            note = (f"SED never gives {label} more than {peak:.2f} (below min_peak {params.min_peak:g}); "
+                    "the mask passes everything")
     if use_sed:
         track = class_track(probs, class_indices)
         if params.smoothing == "median":
@@ -151,7 +161,7 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
     fade = max(1, int(round(params.fade_ms / 1000 * sample_rate)))
     gain = np.clip(box_filter(gain, fade), 0.0, 1.0)
     events.sort(key=lambda e: (e.onset, e.offset))
-    return MaskResult(gain.astype(np.float32), int(sample_rate), frame_gain, events)
+    return MaskResult(gain.astype(np.float32), int(sample_rate), frame_gain, events, note)
 
 
 def apply_gain(audio: np.ndarray, gain: np.ndarray) -> np.ndarray:

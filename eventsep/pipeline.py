@@ -110,7 +110,7 @@ def mask(sed_result: StageResult, mapping: StageResult, params: MaskParams, reco
     return StageResult("mask", mask_key(sed_result, mapping, params, recording),
                        arrays={"gain": result.gain.astype(np.float32), "frame_gain": result.frame_gain},
                        meta={"sample_rate": result.sample_rate, "events": result.events_table(),
-                             "classes": classes})
+                             "classes": classes, "note": result.note})
 
 
 def masked_input(recording: Audio, mask_result: StageResult) -> Audio:
@@ -258,7 +258,7 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                   keys={"recording": recording.key, "map_query": mapping.key, "mask": mask_result.key,
                         "fuse": fused.key},
                   separators=list(fused.meta["separators"]), options=options.model_dump(mode="json"),
-                  metrics=metrics)
+                  metrics=metrics, extra={"mask_note": note} if (note := mask_result.meta.get("note")) else {})
 
 
 def run(recording: Audio, query: str, options: RunOptions, runner: Runner,

@@ -93,7 +93,8 @@ def cmd_separate(args) -> int:
 
             result = separate(args.input, args.query, options=options, reference=args.reference)
             summary = {"outputs": write_result(result, args.output, output_stem(args.input)),
-                       "metrics": result.metrics, "events": result.events, "separators": result.separators}
+                       "metrics": result.metrics, "events": result.events, "separators": result.separators,
+                       "note": result.extra.get("mask_note")}
         else:
             from flows.separate import separate_flow
 
@@ -111,6 +112,8 @@ def _print_summary(summary: dict, args) -> None:
         print(f"{part:12s} {path}")
     for event in summary["events"]:
         print(f"event        {event['onset']:7.2f}-{event['offset']:7.2f} s  {event['label']}  p={event['peak']:.2f}")
+    if summary.get("note"):
+        print(f"note         {summary['note']}")
     if summary.get("metrics"):
         print("metrics      " + "  ".join(f"{k}={v:.2f}" for k, v in summary["metrics"].items()))
     print(f"separators   {', '.join(summary['separators'])}   ({summary['seconds']} s)")

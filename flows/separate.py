@@ -25,5 +25,5 @@ def separate_flow(audio_path: str, query: str, output_dir: str,
     result = pipeline.run(recording, query, options, PrefectRunner(), reference)
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
     return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
-            "events": result.events, "separators": result.separators,
+            "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
             "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}

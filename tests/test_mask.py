@@ -113,3 +113,11 @@ def test_gain_is_given_at_any_sample_rate():
 def test_apply_gain_requires_equal_lengths():
     with pytest.raises(ValueError, match="samples"):
         apply_gain(np.ones(10), np.ones(9))
+
+
+def test_a_class_the_detector_never_sees_is_not_gated_on():
+    probs = probs_with_event(level=0.04)
+    result = mask(probs, mode="hard", threshold=0.5, min_peak=0.1)
+    assert result.gain.min() == 1.0 and result.events == [] and "min_peak" in result.note
+    gated = mask(probs, mode="hard", threshold=0.5, min_peak=0.0)
+    assert gated.gain.max() == 0.0 and gated.note is None
