@@ -249,6 +249,11 @@ def cmd_models(args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    # The deployments sit above the flows: start them as their own program rather than import them here.
+    os.execv(sys.executable, [sys.executable, "-m", "deployments.local", *args.rest])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventsep", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="Prefect's logs at INFO")
@@ -307,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("name", nargs="?")
     models.set_defaults(run=cmd_models)
 
+    serve = commands.add_parser("serve", help="a local Prefect server, the deployments and the inbox watcher",
+                                add_help=False)
+    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    serve.set_defaults(run=cmd_serve)
+
     corpus = commands.add_parser("corpus", help="write open-corpus mixtures (deterministic by seed)")
     corpus.add_argument("output")
     corpus.add_argument("--seeds", default="0-9", help="e.g. 0-19")
@@ -315,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # its options are deployments.local's own
+        return cmd_serve(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     prepare_prefect_environment(args.verbose)
     from pydantic import ValidationError

@@ -10,7 +10,7 @@ from tasks.stages import load_cached, load_recording, load_reference, refuse_gri
 from .separate import output_stem
 
 
-@flow(name="refuse", log_prints=True)
+@flow(name="refuse", log_prints=True, persist_result=True, result_serializer="json")
 def refuse_flow(audio_path: str, query: str, grid: list[pipeline.GridPoint],
                 options: pipeline.RunOptions | None = None, reference_path: str | None = None,
                 output_dir: str | None = None) -> list[dict]:

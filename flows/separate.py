@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow
 
 from eventsep import pipeline
+from flows.artifacts import publish
 from tasks.stages import PrefectRunner, load_recording, load_reference, write_outputs
 
 
@@ -24,6 +25,8 @@ def separate_flow(audio_path: str, query: str, output_dir: str,
     reference = load_reference(reference_path, recording) if reference_path else None
     result = pipeline.run(recording, query, options, PrefectRunner(), reference)
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
-    return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
-            "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
-            "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}
+    summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
+               "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
+               "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}
+    publish(summary)
+    return summary
