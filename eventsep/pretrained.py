@@ -40,6 +40,10 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
               "https://huggingface.co/spaces/Audio-AGI/AudioSep/resolve/main/checkpoint/audiosep_base_4M_steps.ckpt",
               "f8cda01bfd0ebd141eef45d41db7a3ada23a56568465840d3cff04b8010ce82c", None,
               note="Lightning checkpoint: separator (ss_model.*) and CLAP (query_encoder.model.*), about 1.26 GB"),
+    ModelFile("roberta-base-vocab", "roberta-base/vocab.json", "separate (audiosep, CLAP text tokenizer)",
+              "https://huggingface.co/FacebookAI/roberta-base/resolve/main/vocab.json", None, None),
+    ModelFile("roberta-base-merges", "roberta-base/merges.txt", "separate (audiosep, CLAP text tokenizer)",
+              "https://huggingface.co/FacebookAI/roberta-base/resolve/main/merges.txt", None, None),
     ModelFile("panns-cnn14-decisionlevelmax", "Cnn14_DecisionLevelMax_mAP=0.385.pth", "sed (panns)",
               "https://zenodo.org/record/3987831/files/Cnn14_DecisionLevelMax_mAP%3D0.385.pth", None, None),
     ModelFile("audiosep-mini", "audiosep-mini.safetensors", "separate (audiosep, offline default)", None,
@@ -141,14 +145,18 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 AUDIOSEP_FIXED_STFT = ("base.stft.", "base.istft.")
 
 
-def audiosep_separator_state(checkpoint_path: Path) -> dict[str, torch.Tensor]:
-    """The `ss_model.*` tensors of an official AudioSep Lightning checkpoint, prefix removed."""
+def _checkpoint_weights(checkpoint_path: Path) -> dict[str, torch.Tensor]:
     try:
         container = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle-level refusal of non-tensor objects
         raise StrictLoadError(f"{checkpoint_path} cannot be read with weights_only=True ({error}); "
                               "convert it once with `eventsep models convert`") from None
-    weights = container.get("state_dict", container)
+    return container.get("state_dict", container)
+
+
+def audiosep_separator_state(checkpoint_path: Path) -> dict[str, torch.Tensor]:
+    """The `ss_model.*` tensors of an official AudioSep Lightning checkpoint, prefix removed."""
+    weights = _checkpoint_weights(checkpoint_path)
     return {key[len("ss_model."):]: tensor for key, tensor in weights.items()
             if key.startswith("ss_model.") and not key[len("ss_model."):].startswith(AUDIOSEP_FIXED_STFT)}
 
@@ -159,6 +167,17 @@ def load_official_audiosep(checkpoint_path: Path):
 
     model = ResUNet30(OFFICIAL)
     return load_strict(model, audiosep_separator_state(checkpoint_path), str(checkpoint_path)).eval()
+
+
+def load_official_clap_text():
+    """CLAP's text encoder from the AudioSep checkpoint and roberta-base's tokenizer files, loaded strictly."""
+    from .separators.audiosep.clap_text import ClapText, ClapTextEncoder, text_state
+
+    checkpoint = locate("audiosep-base")
+    folder = locate("roberta-base-vocab").parent
+    locate("roberta-base-merges")
+    model = load_strict(ClapText(), text_state(_checkpoint_weights(checkpoint)), str(checkpoint))
+    return ClapTextEncoder.from_folder(folder, model, identity=f"clap-text:{file_sha256(checkpoint)}")
 
 
 def load_mini_audiosep():

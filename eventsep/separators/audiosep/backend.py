@@ -43,10 +43,18 @@ class AudioSepSeparator:
 
 
 def audiosep_backend() -> AudioSepSeparator:
-    """The mini AudioSep conditioned on MiniLM (the official weights need the CLAP text branch, not yet built)."""
+    """The official AudioSep (with its CLAP text encoder) when its files are in the model folder, else the
+    project's mini AudioSep conditioned on MiniLM."""
     from ... import backends, pretrained
     from ...hashing import file_sha256
 
+    official = ("audiosep-base", "roberta-base-vocab", "roberta-base-merges")
+    if all(pretrained.path_of(name).is_file() for name in official):
+        checkpoint = pretrained.locate("audiosep-base")
+        encoder = pretrained.load_official_clap_text()
+        model = pretrained.load_official_audiosep(checkpoint)
+        return AudioSepSeparator("audiosep", model, lambda text: encoder.encode([text])[0],
+                                 file_sha256(checkpoint))
     model, _ = pretrained.load_mini_audiosep()
     encoder = backends.get("text_encoder", "minilm")
     identity = f"{file_sha256(pretrained.locate('audiosep-mini'))}+{encoder.identity()}"
