@@ -82,6 +82,42 @@ def loss_fn(estimate: torch.Tensor, target: torch.Tensor, config: ResUNetConfig,
     return wave + spectral_weight * (compressed(estimate) - compressed(target)).abs().mean()
 
 
+def sample_batch(rng: np.random.Generator, data: dict, prompt_index: list[list[int]], config: TrainConfig,
+                 crop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random pairs: the target of one item, the interferer of another at ±gain_db, a random prompt of the first."""
+    count = len(data["target"])
+    first, second = rng.integers(count, size=config.batch_size), rng.integers(count, size=config.batch_size)
+    offsets = rng.integers(0, data["target"].shape[1] - crop + 1, size=config.batch_size)
+    gains = 10 ** (rng.uniform(-config.gain_db, config.gain_db, size=config.batch_size) / 20)
+    targets = np.stack([data["target"][i, o:o + crop] for i, o in zip(first, offsets)])
+    interferers = np.stack([data["interferer"][j, o:o + crop] * g for j, o, g in zip(second, offsets, gains)])
+    mixtures = targets + interferers
+    peak = np.maximum(np.abs(mixtures).max(axis=1, keepdims=True), 1.0)
+    conditions = np.stack([data["embeddings"][prompt_index[i][rng.integers(len(prompt_index[i]))]] for i in first])
+    return (torch.from_numpy((mixtures / peak)[:, None].astype(np.float32)),
+            torch.from_numpy((targets / peak)[:, None].astype(np.float32)), torch.from_numpy(conditions))
+
+
+def recalibrate_batchnorm(model: ResUNet30, batch: Callable[[], tuple], batches: int = 40) -> None:
+    """Replace the batch-norm running statistics by plain averages over `batches` training batches.
+
+    The official momentum (0.01) lets the running statistics trail the weights by hundreds of steps,
+    which a short training never outlives: evaluated with them, the model returns noise.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            mixtures, conditions = batch()
+            model(mixtures, conditions)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+
+
 def validate(model: ResUNet30, items: dict, embeddings: dict[str, np.ndarray]) -> dict[str, float]:
     """Mean and median SI-SDRi over 0 dB two-source mixtures, prompted with each item's first prompt."""
     model.eval()
@@ -142,24 +178,13 @@ def train(folder: str | Path, minutes: float, config: TrainConfig = TrainConfig(
                             "state": json.dumps(state), "model_config": json.dumps(model_config.to_dict()),
                             "train_config": json.dumps(asdict(config))})
 
-    count, crop = len(data["target"]), int(config.crop_seconds * model_config.sample_rate)
+    crop = int(config.crop_seconds * model_config.sample_rate)
     started, saved = time.monotonic(), time.monotonic()
     model.train()
     while time.monotonic() - started < minutes * 60:
         step_start = time.monotonic()
-        first, second = rng.integers(count, size=config.batch_size), rng.integers(count, size=config.batch_size)
-        offsets = rng.integers(0, data["target"].shape[1] - crop + 1, size=config.batch_size)
-        gains = 10 ** (rng.uniform(-config.gain_db, config.gain_db, size=config.batch_size) / 20)
-        targets = np.stack([data["target"][i, o:o + crop] for i, o in zip(first, offsets)])
-        interferers = np.stack([data["interferer"][j, o:o + crop] * g for j, o, g in zip(second, offsets, gains)])
-        mixtures = targets + interferers
-        peak = np.maximum(np.abs(mixtures).max(axis=1, keepdims=True), 1.0)
-        conditions = np.stack([data["embeddings"][prompt_index[i][rng.integers(len(prompt_index[i]))]]
-                               for i in first])
-        estimate = model(torch.from_numpy((mixtures / peak)[:, None].astype(np.float32)),
-                         torch.from_numpy(conditions))
-        loss = loss_fn(estimate, torch.from_numpy((targets / peak)[:, None].astype(np.float32)), model_config,
-                       config.spectral_weight)
+        mixtures, targets, conditions = sample_batch(rng, data, prompt_index, config, crop)
+        loss = loss_fn(model(mixtures, conditions), targets, model_config, config.spectral_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -171,6 +196,7 @@ def train(folder: str | Path, minutes: float, config: TrainConfig = TrainConfig(
         if time.monotonic() - saved > config.checkpoint_minutes * 60:
             checkpoint()
             saved = time.monotonic()
+    recalibrate_batchnorm(model, lambda: sample_batch(rng, data, prompt_index, config, crop)[::2])
     scores = validate(model, valid, embeddings)
     state["history"].append({"step": state["step"], "train_seconds": round(state["seconds"]), **scores})
     progress(state["history"][-1])
