@@ -39,6 +39,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     gain_db: float = 10.0
     spectral_weight: float = 1.0
+    snr_weight: float = 0.05
+    target_crop_share: float = 0.8
     checkpoint_minutes: float = 3.0
     seed: int = 0
 
@@ -71,8 +73,14 @@ def _save_atomic(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
-def loss_fn(estimate: torch.Tensor, target: torch.Tensor, config: ResUNetConfig, spectral_weight: float):
+def loss_fn(estimate: torch.Tensor, target: torch.Tensor, config: ResUNetConfig, spectral_weight: float,
+            snr_weight: float = 0.0):
     wave = (estimate - target).abs().mean()
+    if snr_weight:
+        # negative SNR in dB: unlike L1 it makes a silent output expensive wherever the target sounds
+        error = ((estimate - target) ** 2).sum(dim=-1)
+        wave = wave + snr_weight * (-10 * torch.log10((target ** 2).sum(dim=-1) + 1e-3) + 10 * torch.log10(
+            error + 1e-3)).mean()
     window = torch.hann_window(config.n_fft, periodic=True)
 
     def compressed(x):
@@ -87,7 +95,7 @@ def sample_batch(rng: np.random.Generator, data: dict, prompt_index: list[list[i
     """Random pairs: the target of one item, the interferer of another at ±gain_db, a random prompt of the first."""
     count = len(data["target"])
     first, second = rng.integers(count, size=config.batch_size), rng.integers(count, size=config.batch_size)
-    offsets = rng.integers(0, data["target"].shape[1] - crop + 1, size=config.batch_size)
+    offsets = np.array([_crop_offset(rng, data["target"][i], crop, config.target_crop_share) for i in first])
     gains = 10 ** (rng.uniform(-config.gain_db, config.gain_db, size=config.batch_size) / 20)
     targets = np.stack([data["target"][i, o:o + crop] for i, o in zip(first, offsets)])
     interferers = np.stack([data["interferer"][j, o:o + crop] * g for j, o, g in zip(second, offsets, gains)])
@@ -96,6 +104,17 @@ def sample_batch(rng: np.random.Generator, data: dict, prompt_index: list[list[i
     conditions = np.stack([data["embeddings"][prompt_index[i][rng.integers(len(prompt_index[i]))]] for i in first])
     return (torch.from_numpy((mixtures / peak)[:, None].astype(np.float32)),
             torch.from_numpy((targets / peak)[:, None].astype(np.float32)), torch.from_numpy(conditions))
+
+
+def _crop_offset(rng: np.random.Generator, target: np.ndarray, crop: int, share: float) -> int:
+    """Mostly a crop centred inside the target's active part: a crop without the target teaches only
+    silence, and with the corpus' part-time targets half of all random crops would be such."""
+    latest = len(target) - crop
+    active = np.flatnonzero(np.abs(target) > 1e-4)
+    if rng.random() >= share or len(active) == 0:
+        return int(rng.integers(0, latest + 1))
+    centre = int(rng.integers(active[0], active[-1] + 1))
+    return int(np.clip(centre - crop // 2, 0, latest))
 
 
 def recalibrate_batchnorm(model: ResUNet30, batch: Callable[[], tuple], batches: int = 40) -> None:
@@ -184,7 +203,8 @@ def train(folder: str | Path, minutes: float, config: TrainConfig = TrainConfig(
     while time.monotonic() - started < minutes * 60:
         step_start = time.monotonic()
         mixtures, targets, conditions = sample_batch(rng, data, prompt_index, config, crop)
-        loss = loss_fn(model(mixtures, conditions), targets, model_config, config.spectral_weight)
+        loss = loss_fn(model(mixtures, conditions), targets, model_config, config.spectral_weight,
+                       config.snr_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
