@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import IO, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -19,10 +20,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .config import MaskParams
 
 SPAN_LABEL = "span"
+EVENT_FIELDS = ("onset", "offset", "label", "peak")
 
 
 @dataclass
 class Event:
+    """One active region: onset/offset in seconds, the class name(s) followed (or "span"), the peak probability
+    of the selected classes within it (1.0 for a user span)."""
+
     onset: float
     offset: float
     label: str
@@ -31,6 +36,9 @@ class Event:
 
 @dataclass
 class MaskResult:
+    """`gain`: float32 per sample at `sample_rate`; `frame_gain`: the gain at each SED frame centre, before fades;
+    `note`: why SED was not followed, when it was not."""
+
     gain: np.ndarray
     sample_rate: int
     frame_gain: np.ndarray
@@ -40,12 +48,20 @@ class MaskResult:
     def events_table(self) -> list[dict]:
         return [asdict(event) for event in self.events]
 
-    def to_csv(self) -> str:
+    def to_csv(self, path_or_buffer: str | os.PathLike | IO[str] | None = None) -> str | None:
+        """Write the events as CSV to a path or text buffer; with no argument, return the CSV text."""
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["onset", "offset", "label", "peak"], lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=list(EVENT_FIELDS), lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.events_table())
-        return buffer.getvalue()
+        if path_or_buffer is None:
+            return buffer.getvalue()
+        if hasattr(path_or_buffer, "write"):
+            path_or_buffer.write(buffer.getvalue())
+        else:
+            with open(path_or_buffer, "w", encoding="utf-8", newline="") as handle:
+                handle.write(buffer.getvalue())
+        return None
 
     def to_json(self) -> str:
         return json.dumps(self.events_table())
@@ -56,37 +72,39 @@ def class_track(probs: np.ndarray, class_indices: Sequence[int]) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 2:
         raise ValueError(f"probabilities must be (frames, classes), got shape {probs.shape}")
-    indices = list(class_indices)
+    indices = [int(i) for i in class_indices]
     if not indices:
         raise ValueError("no class selected")
-    bad = [i for i in indices if not 0 <= int(i) < probs.shape[1]]
+    bad = [i for i in indices if not 0 <= i < probs.shape[1]]
     if bad:
         raise ValueError(f"class index {bad[0]} out of range 0..{probs.shape[1] - 1}")
     return probs[:, indices].max(axis=1)
 
 
 def median_smooth(track: np.ndarray, frames: int) -> np.ndarray:
+    """Running median over `frames` frames (made odd so the window is centred), edges held."""
     if frames <= 1 or len(track) < 2:
         return track
-    frames |= 1  # odd, so the window is centred
+    frames |= 1
     padded = np.pad(track, frames // 2, mode="edge")
     return np.median(sliding_window_view(padded, frames), axis=1).astype(np.float32)
 
 
 def hysteresis(track: np.ndarray, high: float, low: float) -> np.ndarray:
-    """Active from where the track reaches `high` until it falls below `low`."""
-    active = np.zeros(len(track), dtype=bool)
-    on = False
-    for i, p in enumerate(track):
-        on = p >= high if not on else p >= low
-        active[i] = on
-    return active
+    """Active from where the track reaches `high` until it falls below `low` (low <= high)."""
+    index = np.arange(len(track))
+    above_low = track >= low
+    run_start = above_low & ~np.concatenate([[False], above_low[:-1]])
+    latest_start = np.maximum.accumulate(np.where(run_start, index, -1))
+    latest_trigger = np.maximum.accumulate(np.where(track >= high, index, -1))
+    # Active when the run of frames above `low` we are in has already reached `high`.
+    return above_low & (latest_trigger >= latest_start) & (latest_trigger >= 0)
 
 
 def runs(active: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) index pairs of the True runs."""
     edges = np.diff(np.concatenate([[0], active.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+    return [(int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
 def box_filter(signal: np.ndarray, width: int) -> np.ndarray:
@@ -98,21 +116,53 @@ def box_filter(signal: np.ndarray, width: int) -> np.ndarray:
     return ((cumulative[width:] - cumulative[:-width]) / width).astype(np.float32)
 
 
+def _checked_probs(probs: np.ndarray) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 2 or probs.shape[0] == 0:
+        raise ValueError(f"probabilities must be (frames, classes) with at least one frame, got shape {probs.shape}")
+    if not np.all(np.isfinite(probs)):
+        raise ValueError("probabilities contain NaN or infinite values")
+    if probs.min() < 0.0 or probs.max() > 1.0 + 1e-6:
+        raise ValueError(f"probabilities must lie in 0..1, got {probs.min():.3g}..{probs.max():.3g} "
+                         "(logits? SED outputs are already probabilities)")
+    return probs
+
+
+def _drop_short_runs(active: np.ndarray, min_frames: float) -> list[tuple[int, int]]:
+    """Clear the runs shorter than `min_frames` in place; return the dropped ones."""
+    dropped = [(start, stop) for start, stop in runs(active) if stop - start < min_frames]
+    for start, stop in dropped:
+        active[start:stop] = False
+    return dropped
+
+
 def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[int], params: MaskParams, *,
                  num_samples: int, sample_rate: int, class_names: Sequence[str] = ()) -> MaskResult:
+    """The gain over a recording of `num_samples` at `sample_rate` from SED `probs` (frames, classes).
+
+    hard: 1 in active regions (p >= θ, or hysteresis), `floor` elsewhere. soft with "median"/"none"
+    smoothing: floor + (1 - floor)·min(p/θ, 1) everywhere, short excursions above θ (under
+    `min_event_seconds`) clipped to the level around them; soft with "hysteresis": that soft gain inside
+    the hysteresis regions, `floor` outside. Spans add full-gain regions, or replace SED ("replace").
+    Mode "off", or SED never reaching `min_peak` for the classes, passes everything (`note` says which).
+    """
+    if num_samples <= 0 or sample_rate <= 0 or frame_rate <= 0:
+        raise ValueError(f"need num_samples, sample_rate and frame_rate > 0, got {num_samples}, {sample_rate}, "
+                         f"{frame_rate}")
     duration = num_samples / sample_rate
     params.check_duration(duration)
-    probs = np.asarray(probs, dtype=np.float32)
-    frames = probs.shape[0]
-    frame_times = np.arange(frames) / frame_rate
     label = " | ".join(class_names) or "selected classes"
     use_sed = params.mode != "off" and not (params.spans and params.spans_mode == "replace")
 
     events: list[Event] = []
     note = None
-    sample_times = np.arange(num_samples) / sample_rate
+    indicator = np.ones(num_samples, dtype=np.float32)  # 0..1 before the floor is applied
+    frames = None
     if use_sed:
-        peak = float(class_track(probs, class_indices).max())
+        probs = _checked_probs(probs)
+        frames = probs.shape[0]
+        raw_track = class_track(probs, class_indices)
+        peak = float(raw_track.max())
         if peak < params.min_peak:
             # A detector that never sees the class says nothing about when it sounds: gating on it
             # would silence the separated target, so the mask passes everything and says so.
@@ -120,7 +170,7 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
             note = (f"SED never gives {label} more than {peak:.2f} (below min_peak {params.min_peak:g}); "
                     "the mask passes everything")
     if use_sed:
-        track = class_track(probs, class_indices)
+        track = raw_track
         if params.smoothing == "median":
             track = median_smooth(track, int(round(params.median_seconds * frame_rate)))
         theta = params.threshold
@@ -129,23 +179,30 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
             active = hysteresis(track, theta, low)
         else:
             active = track >= theta
-        min_frames = params.min_event_seconds * frame_rate
-        for start, stop in runs(active):
-            if stop - start < min_frames:
-                active[start:stop] = False
-        soft = np.ones_like(track) if theta <= 0 else np.minimum(track / theta, 1.0)
-        frame_gain = np.where(active, 1.0, soft if params.mode == "soft" else 0.0).astype(np.float32)
+        dropped = _drop_short_runs(active, params.min_event_seconds * frame_rate)
+        frame_times = np.arange(frames) / frame_rate
         half = 0.5 / frame_rate
-        indicator = np.zeros(num_samples, dtype=np.float32)
+        regions = np.zeros(num_samples, dtype=np.float32)
         for start, stop in runs(active):
-            onset, offset = max(0.0, frame_times[start] - half), min(duration, frame_times[stop - 1] + half)
-            indicator[int(round(onset * sample_rate)):int(round(offset * sample_rate))] = 1.0
-            events.append(Event(round(onset, 4), round(offset, 4), label, float(track[start:stop].max())))
-        if params.mode == "soft":
-            indicator = np.maximum(indicator, np.interp(sample_times, frame_times, soft).astype(np.float32))
-    else:
-        frame_gain = np.full(frames, 1.0 if params.mode == "off" else 0.0, dtype=np.float32)
-        indicator = np.ones(num_samples, dtype=np.float32)
+            # Frame t stands for [t - ½, t + ½) frames; the first and last frames reach the recording's ends.
+            onset = 0.0 if start == 0 else max(0.0, frame_times[start] - half)
+            offset = duration if stop == frames else min(duration, frame_times[stop - 1] + half)
+            if offset <= onset:
+                continue
+            regions[int(round(onset * sample_rate)):int(round(offset * sample_rate))] = 1.0
+            events.append(Event(round(onset, 4), round(offset, 4), label, float(raw_track[start:stop].max())))
+        if params.mode == "hard":
+            indicator = regions
+        else:
+            soft = np.ones_like(track) if theta <= 0 else np.minimum(track / theta, 1.0)
+            if params.smoothing != "hysteresis":
+                for start, stop in dropped:
+                    around = [soft[i] for i in (start - 1, stop) if 0 <= i < frames]
+                    soft[start:stop] = np.minimum(soft[start:stop], max(around, default=0.0))
+            sample_times = np.arange(num_samples) / sample_rate
+            indicator = np.interp(sample_times, frame_times, soft).astype(np.float32)
+            if params.smoothing == "hysteresis":
+                indicator *= regions
 
     if params.spans:
         spans = np.zeros(num_samples, dtype=np.float32)
@@ -157,7 +214,12 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
         elif use_sed:
             indicator = np.maximum(indicator, spans)
 
-    gain = params.floor + (1.0 - params.floor) * indicator
+    gain = (params.floor + (1.0 - params.floor) * indicator).astype(np.float32)
+    if frames is None:
+        frames = np.asarray(probs).shape[0] if np.ndim(probs) >= 1 else 0
+    frame_samples = np.clip(np.round(np.arange(frames) / frame_rate * sample_rate).astype(np.int64),
+                            0, num_samples - 1)
+    frame_gain = gain[frame_samples].astype(np.float32)
     fade = max(1, int(round(params.fade_ms / 1000 * sample_rate)))
     gain = np.clip(box_filter(gain, fade), 0.0, 1.0)
     events.sort(key=lambda e: (e.onset, e.offset))
@@ -165,6 +227,10 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
 
 
 def apply_gain(audio: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    if len(audio) != len(gain):
-        raise ValueError(f"audio has {len(audio)} samples but the gain has {len(gain)}")
-    return (np.asarray(audio, dtype=np.float32) * gain).astype(np.float32)
+    """`audio` (n,) or (n, channels) times the per-sample `gain` (n,), as float32."""
+    audio, gain = np.asarray(audio, dtype=np.float32), np.asarray(gain, dtype=np.float32)
+    if gain.ndim != 1:
+        raise ValueError(f"the gain must be one value per sample (n,), got shape {gain.shape}")
+    if audio.ndim not in (1, 2) or len(audio) != len(gain):
+        raise ValueError(f"audio has {len(audio) if audio.ndim else 0} samples but the gain has {len(gain)}")
+    return audio * (gain if audio.ndim == 1 else gain[:, None])

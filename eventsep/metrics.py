@@ -1,4 +1,8 @@
-"""Separation metrics in dB: SI-SDR, SDR and their improvements over the unprocessed mixture."""
+"""Separation metrics in dB: SI-SDR, SDR and their improvements over the unprocessed mixture.
+
+A silent reference gives -inf for SI-SDR and SDR and NaN for their improvements (nothing to measure);
+a silent estimate gives SI-SDR -inf. No metric raises on silence.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,11 @@ def _pair(estimate, reference) -> tuple[np.ndarray, np.ndarray]:
     estimate, reference = np.asarray(estimate, np.float64), np.asarray(reference, np.float64)
     if estimate.shape != reference.shape:
         raise ValueError(f"estimate has shape {estimate.shape} but the reference has {reference.shape}")
-    return estimate, reference
+    if estimate.size == 0:
+        raise ValueError("cannot score empty signals")
+    if not (np.all(np.isfinite(estimate)) and np.all(np.isfinite(reference))):
+        raise ValueError("cannot score signals containing NaN or infinite samples")
+    return estimate.ravel(), reference.ravel()
 
 
 def si_sdr(estimate, reference) -> float:
@@ -35,11 +43,20 @@ def sdr(estimate, reference) -> float:
     return float(10 * np.log10(energy / (np.dot(error, error) + EPS)))
 
 
+def _improvement(processed: float, unprocessed: float) -> float:
+    if np.isneginf(processed) and np.isneginf(unprocessed):
+        return float("nan")
+    return processed - unprocessed
+
+
 def si_sdr_improvement(estimate, reference, mixture) -> float:
-    return si_sdr(estimate, reference) - si_sdr(mixture, reference)
+    """SI-SDR of the estimate minus that of the mixture; NaN for a silent reference."""
+    return _improvement(si_sdr(estimate, reference), si_sdr(mixture, reference))
 
 
 def evaluate(estimate, reference, mixture) -> dict[str, float]:
     """SI-SDR, SI-SDRi, SDR and SDRi of `estimate` against `reference` (judge by SI-SDRi: SDRi rewards silence)."""
-    return {"si_sdr": si_sdr(estimate, reference), "si_sdri": si_sdr_improvement(estimate, reference, mixture),
-            "sdr": sdr(estimate, reference), "sdri": sdr(estimate, reference) - sdr(mixture, reference)}
+    scores = {"si_sdr": si_sdr(estimate, reference), "sdr": sdr(estimate, reference)}
+    scores["si_sdri"] = _improvement(scores["si_sdr"], si_sdr(mixture, reference))
+    scores["sdri"] = _improvement(scores["sdr"], sdr(mixture, reference))
+    return {name: scores[name] for name in ("si_sdr", "si_sdri", "sdr", "sdri")}

@@ -121,3 +121,105 @@ def test_a_class_the_detector_never_sees_is_not_gated_on():
     assert result.gain.min() == 1.0 and result.events == [] and "min_peak" in result.note
     gated = mask(probs, mode="hard", threshold=0.5, min_peak=0.0)
     assert gated.gain.max() == 0.0 and gated.note is None
+
+
+def reference_hysteresis(track, high, low):
+    active, on = [], False
+    for p in track:
+        on = p >= high if not on else p >= low
+        active.append(on)
+    return np.array(active)
+
+
+def test_vectorised_hysteresis_matches_the_frame_by_frame_rule():
+    from eventsep.mask import hysteresis
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        track = np.convolve(rng.random(300), np.ones(5) / 5, mode="same").astype(np.float32)
+        np.testing.assert_array_equal(hysteresis(track, 0.6, 0.4), reference_hysteresis(track, 0.6, 0.4))
+
+
+def test_soft_hysteresis_uses_the_soft_gain_inside_regions_and_the_floor_outside():
+    probs = probs_with_event(level=0.9)
+    probs[140:160, 2] = 0.4  # a dip between the low level and θ: still inside the event
+    probs[:50, 2] = 0.3  # below the low level: outside, though the soft gain there would be 0.5
+    result = mask(probs, mode="soft", threshold=0.6, smoothing="hysteresis", low_threshold=0.35,
+                  min_event_seconds=0)
+    assert len([e for e in result.events if e.label == "Accordion"]) == 1
+    assert gain_at(result, 1.5) == pytest.approx(0.4 / 0.6, abs=1e-3)
+    assert gain_at(result, 1.2) == pytest.approx(1.0)
+    assert gain_at(result, 0.2) == 0.0 and gain_at(result, 3.5) == 0.0
+
+
+def test_soft_mask_clips_a_short_spike_to_the_level_around_it():
+    probs = probs_with_event(level=0.3)  # soft gain 0.5 from 1.0 s to 2.5 s
+    probs[150:153, 2] = 0.95  # a 30 ms spike above θ, shorter than min_event_seconds
+    result = mask(probs, mode="soft", threshold=0.6, smoothing="none", min_event_seconds=0.1)
+    assert result.events == [] and gain_at(result, 1.515) == pytest.approx(0.5, abs=1e-3)
+    kept = mask(probs, mode="soft", threshold=0.6, smoothing="none", min_event_seconds=0.0)
+    assert len(kept.events) == 1 and gain_at(kept, 1.515) == pytest.approx(1.0)
+
+
+def test_floor_is_the_gain_outside_events():
+    result = mask(probs_with_event(), mode="hard", floor=0.2)
+    assert gain_at(result, 0.5) == pytest.approx(0.2) and gain_at(result, 1.7) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(mode="hard", fade_ms=5.0), dict(mode="soft", fade_ms=5.0, smoothing="none", threshold=0.7),
+    dict(mode="hard", fade_ms=20.0, spans="0.3-0.31,3.0-3.5", spans_mode="replace"),
+    dict(mode="soft", fade_ms=5.0, smoothing="hysteresis", spans="3.2-3.9"),
+])
+def test_no_mode_lets_the_gain_jump(settings):
+    rng = np.random.default_rng(5)
+    probs = rng.random((401, 5)).astype(np.float32)  # a noisy track switching every frame
+    result = mask(probs, min_event_seconds=0, **settings)
+    fade_samples = settings["fade_ms"] / 1000 * RATE
+    assert np.abs(np.diff(result.gain)).max() <= 1.0 / fade_samples + 1e-6
+    assert 0.0 <= result.gain.min() and result.gain.max() <= 1.0 and result.gain.dtype == np.float32
+
+
+def test_frame_gain_is_the_gain_at_each_frame_centre():
+    probs = probs_with_event()
+    result = mask(probs, mode="hard", floor=0.1, spans="3.0-3.5")
+    assert result.frame_gain.shape == (probs.shape[0],)
+    assert result.frame_gain[50] == pytest.approx(0.1) and result.frame_gain[170] == 1.0
+    assert result.frame_gain[320] == 1.0  # the span
+    passed = mask(probs_with_event(level=0.01), mode="hard", min_peak=0.1)
+    assert passed.frame_gain.min() == 1.0
+
+
+def test_the_last_frame_reaches_the_end_of_the_recording():
+    frame_rate = 1 / 0.48  # YAMNet-like: the last frame centre lies before the end
+    probs = np.full((21, 3), 0.9, dtype=np.float32)
+    result = compute_mask(probs, frame_rate, [0], MaskParams(mode="hard"), num_samples=10 * RATE, sample_rate=RATE)
+    [event] = result.events
+    assert event.onset == 0.0 and event.offset == 10.0 and result.gain[-1] == 1.0
+
+
+def test_events_can_be_written_as_csv_to_a_path_or_a_buffer(tmp_path):
+    import io
+    result = mask(probs_with_event(), mode="hard", spans="3.0-3.5")
+    path = tmp_path / "events.csv"
+    assert result.to_csv(path) is None
+    rows = path.read_text().splitlines()
+    assert rows[0] == "onset,offset,label,peak" and rows[2].startswith("3.0,3.5,span")
+    buffer = io.StringIO()
+    result.to_csv(buffer)
+    assert buffer.getvalue() == path.read_text() == result.to_csv()
+    assert [row["label"] for row in json.loads(result.to_json())] == ["Accordion", "span"]
+
+
+def test_bad_probabilities_and_class_lists_are_refused():
+    with pytest.raises(ValueError, match="0..1"):
+        mask(probs_with_event() * 5, mode="hard")
+    with pytest.raises(ValueError, match="no class"):
+        class_track(probs_with_event(), [])
+    with pytest.raises(ValueError, match="frames, classes"):
+        mask(np.ones(10, np.float32), mode="hard")
+
+
+def test_apply_gain_scales_each_sample_and_each_channel():
+    gain = np.array([0.0, 0.5, 1.0], np.float32)
+    np.testing.assert_allclose(apply_gain(np.array([2.0, 2.0, 2.0]), gain), [0.0, 1.0, 2.0])
+    np.testing.assert_allclose(apply_gain(np.ones((3, 2)), gain), [[0, 0], [0.5, 0.5], [1, 1]])

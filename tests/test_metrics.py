@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from eventsep.metrics import evaluate, sdr, si_sdr
+from eventsep.metrics import evaluate, sdr, si_sdr, si_sdr_improvement
 
 
 def test_si_sdr_known_values():
@@ -26,3 +26,28 @@ def test_improvement_over_the_mixture():
     scores = evaluate(target + 0.1 * other, target, target + other)
     assert scores["si_sdri"] == pytest.approx(scores["si_sdr"] - si_sdr(target + other, target))
     assert scores["si_sdri"] > 15
+
+
+def test_sdr_of_a_known_error_and_the_improvements():
+    rng = np.random.default_rng(2)
+    reference = rng.standard_normal(4000)
+    error = rng.standard_normal(4000)
+    error *= np.linalg.norm(reference) / np.linalg.norm(error) / np.sqrt(10)  # error energy 10 dB below
+    mixture = reference + error * np.sqrt(10)  # error energy equal to the reference's: 0 dB
+    scores = evaluate(reference + error, reference, mixture)
+    assert set(scores) == {"si_sdr", "si_sdri", "sdr", "sdri"}
+    assert scores["sdr"] == pytest.approx(10.0, abs=1e-6) and scores["sdri"] == pytest.approx(10.0, abs=1e-6)
+    assert si_sdr_improvement(reference + error, reference, mixture) == pytest.approx(scores["si_sdri"])
+
+
+def test_silent_reference_gives_minus_inf_scores_and_nan_improvements():
+    scores = evaluate(np.ones(100), np.zeros(100), np.ones(100))
+    assert np.isneginf(scores["si_sdr"]) and np.isneginf(scores["sdr"])
+    assert np.isnan(scores["si_sdri"]) and np.isnan(scores["sdri"])
+
+
+def test_shapes_must_match_and_multichannel_is_scored_as_a_whole():
+    with pytest.raises(ValueError, match="shape"):
+        sdr(np.ones(10), np.ones(11))
+    stereo = np.random.default_rng(3).standard_normal((500, 2))
+    assert si_sdr(stereo, stereo) > 90
