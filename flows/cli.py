@@ -164,6 +164,41 @@ def cmd_refuse(args) -> int:
     return EXIT_OK
 
 
+def cmd_detect(args) -> int:
+    """SED alone: the event table of the named classes, or of every class that reaches θ."""
+    import numpy as np
+
+    from eventsep.api import as_audio, local_runner
+    from eventsep.config import MaskParams, SedParams
+    from eventsep.mask import compute_mask
+    from eventsep.ontology import by_name, classes
+    from eventsep.outputs import events_csv
+
+    recording = as_audio(args.input)
+    sed = local_runner().run("sed", recording=recording, model=args.sed or "yamnet", params=SedParams())
+    probs, frame_rate = sed["probs"], sed.meta["frame_rate"]
+    params = MaskParams(mode="hard", threshold=args.threshold, min_peak=0.0)
+    if args.classes:
+        chosen = [by_name(name.strip()) for name in args.classes.split(";") if name.strip()]
+    else:
+        chosen = [c for c in classes() if probs[:, c.index].max() >= args.threshold]
+    events = []
+    for entry in chosen:
+        events += compute_mask(probs, frame_rate, [entry.index], params, num_samples=len(recording.samples),
+                               sample_rate=recording.sample_rate, class_names=[entry.name]).events_table()
+    events.sort(key=lambda e: (e["onset"], -e["peak"]))
+    if args.json:
+        print(json.dumps(events, indent=1))
+    else:
+        print(events_csv(events), end="")
+    if args.output:
+        from eventsep.outputs import write_text
+
+        write_text(Path(args.output), json.dumps(events, indent=1) if args.output.endswith(".json")
+                   else events_csv(events))
+    return EXIT_OK
+
+
 def cmd_cache(args) -> int:
     from eventsep.settings import settings
     from eventsep.store import ResultStore
@@ -284,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     refuse.add_argument("-o", "--output", help="also write every grid point's outputs here")
     _add_stage_options(refuse)
     refuse.set_defaults(run=cmd_refuse)
+
+    detect = commands.add_parser("detect", help="print the event table of a recording (SED only)")
+    detect.add_argument("input")
+    detect.add_argument("--classes", help='AudioSet names, ";"-separated (default: every class reaching θ)')
+    detect.add_argument("--threshold", type=float, default=0.5)
+    detect.add_argument("--sed", help="SED backend (default yamnet)")
+    detect.add_argument("-o", "--output", help="also write the table to this .csv or .json file")
+    detect.set_defaults(run=cmd_detect)
 
     cache = commands.add_parser("cache", help="list or clear the result store")
     cache.add_argument("action", choices=["ls", "clear"])

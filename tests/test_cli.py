@@ -83,3 +83,17 @@ def test_missing_weights_name_the_file_the_folder_and_the_command(cache_env, cap
     out = capsys.readouterr().out
     assert "audiosep_base_4M_steps.ckpt" in out and str(cache_env / "models") in out
     assert "eventsep models pull audiosep-base" in out
+
+
+def test_detect_prints_the_event_table_of_named_classes(cache_env, tmp_path, capsys):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "accordion_and_speech.flac"
+    out = tmp_path / "events.json"
+    assert main(["detect", str(example), "--classes", "Speech", "--threshold", "0.3", "-o", str(out)]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "onset,offset,label,peak" and all(",Speech," in line for line in lines[1:])
+    import json
+
+    events = json.loads(out.read_text())
+    assert events and events[0]["onset"] < 1.0  # the male voice speaks from the start
