@@ -36,3 +36,12 @@ def yamnet_raw_model():
     from .yamnet import YamnetSed
 
     return YamnetSed(calibrated=False)
+
+
+def panns_model():
+    from ..hashing import file_sha256
+    from ..pretrained import locate
+    from .panns import PannsSed, load_panns
+
+    path = locate("panns-cnn14-decisionlevelmax")
+    return PannsSed(load_panns(path), file_sha256(path))
