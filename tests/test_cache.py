@@ -135,3 +135,11 @@ def test_refuse_reads_the_cache_alone(cache_env, mixture, standin_options):
 def test_refuse_before_separate_says_so(cache_env, mixture, standin_options):
     with pytest.raises(pipeline.NotCached, match="run `eventsep separate`"):
         eventsep.refuse(mixture, "the tone", options=standin_options)
+
+
+def test_a_new_query_on_a_known_recording_reuses_sed(cache_env, mixture, standin_options):
+    run(mixture, standin_options)
+    runner = eventsep.api.local_runner()
+    pipeline.run(mixture, "a different sound", eventsep.api.make_options(standin_options), runner)
+    assert "sed" not in runner.computed and "separate" in runner.computed
+    assert CALLS["sed"] == 1
