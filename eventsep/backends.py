@@ -38,7 +38,7 @@ class Separator(Protocol):
 
 # name -> "module:callable" for the backends that ship with EventSep.
 _BUILTIN: dict[str, dict[str, str]] = {
-    "text_encoder": {"minilm": "eventsep.query:minilm_encoder"},
+    "text_encoder": {"minilm": "eventsep.query:minilm_encoder", "clap": "eventsep.query:clap_encoder"},
     "sed": {"yamnet": "eventsep.sed:yamnet_model", "yamnet-raw": "eventsep.sed:yamnet_raw_model",
             "panns": "eventsep.sed:panns_model"},
     "separator": {"audiosep": "eventsep.separators.audiosep.backend:audiosep_backend"},

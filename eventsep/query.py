@@ -542,19 +542,11 @@ def minilm_encoder() -> MiniLMEncoder:
 
 
 # CLAP's text branch (RoBERTa) as AudioSep uses it: the LAION-CLAP checkpoint plus roberta-base's tokenizer.
-CLAP_FILES = ("music_speech_audioset_epoch_15_esc_89.98.pt", "roberta-base/vocab.json", "roberta-base/merges.txt")
-
-
 def clap_encoder():
-    from .backends import BackendUnavailable
-    from .settings import settings
+    """CLAP's text branch from the AudioSep checkpoint (the query encoder AudioSep was trained with)."""
+    from .pretrained import load_official_clap_text
 
-    folder = settings().models_dir
-    missing = [name for name in CLAP_FILES if not (folder / name).is_file()]
-    if missing:
-        raise BackendUnavailable(f"the CLAP text encoder needs {', '.join(missing)} in {folder} "
-                                 "(not present; copy them there or use the 'minilm' encoder)")
-    raise BackendUnavailable("the CLAP text encoder is not built yet; use the 'minilm' encoder")
+    return load_official_clap_text()
 
 
 ENCODERS = {"minilm": minilm_encoder, "clap": clap_encoder}

@@ -285,7 +285,8 @@ def test_clap_encoder_names_its_missing_files(tmp_path, monkeypatch):
     monkeypatch.setenv("EVENTSEP_MODELS", str(tmp_path))
     with pytest.raises(BackendUnavailable) as error:
         Q.encoder_from_name("clap")
-    assert "music_speech_audioset_epoch_15_esc_89.98.pt" in str(error.value) and str(tmp_path) in str(error.value)
+    assert "audiosep_base_4M_steps.ckpt" in str(error.value) and str(tmp_path) in str(error.value)
+    assert "eventsep models pull audiosep-base" in str(error.value)
     assert "\n" not in str(error.value)
 
 
