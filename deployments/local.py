@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     server = served = None
     try:
         if not args.api_url:
-            server = subprocess.Popen(["prefect", "server", "start", "--host", args.host, "--port", str(args.port)],
+            server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", args.host,
+                                       "--port", str(args.port)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
         wait_for(api_url, 180)
         served = subprocess.Popen([sys.executable, "-m", "deployments.serve", "--results", args.results,
