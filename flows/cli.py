@@ -245,9 +245,9 @@ def cmd_bench(args) -> int:
 
 def cmd_train(args) -> int:
     if args.local:
-        from eventsep.separators.audiosep.train import export, train
+        from eventsep.separators.audiosep.train import export, train, warm_start_weights
 
-        state = train(args.folder, args.minutes)
+        state = train(args.folder, args.minutes, warm_start=warm_start_weights(args.fresh))
         if args.export:
             from eventsep.pretrained import path_of
 
@@ -255,7 +255,7 @@ def cmd_train(args) -> int:
     else:
         from flows.train import train_audiosep_mini
 
-        state = train_audiosep_mini(args.folder, args.minutes, args.rounds, args.export)
+        state = train_audiosep_mini(args.folder, args.minutes, args.rounds, args.export, not args.fresh)
     print(json.dumps(state["history"][-1] if state.get("history") else state))
     return EXIT_OK
 
@@ -348,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--folder", default="cache/training/audiosep-mini")
     train.add_argument("--export", action="store_true", help="write the packaged weights afterwards")
     train.add_argument("--local", action="store_true", help="run in this process without Prefect")
+    train.add_argument("--fresh", action="store_true",
+                       help="without a checkpoint in --folder, start from random weights, not the packaged ones")
     train.set_defaults(run=cmd_train)
 
     models = commands.add_parser("models", help="list, verify or pull the model files")

@@ -29,3 +29,9 @@ def test_training_resumes_and_exports(tmp_path, monkeypatch):
         assert "optimizer" not in handle.keys()
     checkpoint = torch.load(folder / "last.pt", weights_only=True)
     assert set(checkpoint) >= {"model", "optimizer", "state"}
+
+    # A new machine without the checkpoint continues from the exported weights, step count included.
+    (folder / "last.pt").unlink()
+    third = train(folder, 0.05, config, progress=rows.append, warm_start=path)
+    assert third["step"] > second["step"]
+    assert [h["step"] for h in third["history"]][:2] == [first["step"], second["step"]]

@@ -153,8 +153,10 @@ def validate(model: ResUNet30, items: dict, embeddings: dict[str, np.ndarray]) -
 
 
 def train(folder: str | Path, minutes: float, config: TrainConfig = TrainConfig(),
-          model_config: ResUNetConfig = MINI, progress: Callable[[dict], None] = print) -> dict:
-    """Train for `minutes` more, continuing from `folder/last.pt` if it exists; returns the state summary."""
+          model_config: ResUNetConfig = MINI, progress: Callable[[dict], None] = print,
+          warm_start: str | Path | None = None) -> dict:
+    """Train for `minutes` more, continuing from `folder/last.pt` if it exists, else from the exported
+    weights `warm_start` (a fresh optimizer; the step count and history carry on); returns the state."""
     folder = Path(folder)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -191,6 +193,14 @@ def train(folder: str | Path, minutes: float, config: TrainConfig = TrainConfig(
         optimizer.load_state_dict(checkpoint["optimizer"])
         state = json.loads(checkpoint["state"])
         rng = np.random.default_rng([config.seed, state["step"]])
+    elif warm_start is not None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(warm_start), strict=True)
+        with safe_open(warm_start, "pt") as exported:
+            state = json.loads(exported.metadata()["state"])
+        rng = np.random.default_rng([config.seed, state["step"]])
 
     def checkpoint() -> None:
         _save_atomic(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -222,6 +232,14 @@ def train(folder: str | Path, minutes: float, config: TrainConfig = TrainConfig(
     progress(state["history"][-1])
     checkpoint()
     return state
+
+
+def warm_start_weights(fresh: bool = False) -> Path | None:
+    """The packaged mini weights to continue from when a training folder has no checkpoint yet."""
+    from ...pretrained import path_of
+
+    path = path_of("audiosep-mini")
+    return None if fresh or not path.is_file() else path
 
 
 def export(folder: str | Path, destination: str | Path) -> Path:
