@@ -7,7 +7,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # Audio tools for the open corpus: GM SoundFont instruments and effects, three speech synthesisers.
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    fluidsynth fluid-soundfont-gm espeak-ng flite festival ffmpeg >/dev/null
+    fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg >/dev/null
 
 PIP="python3 -m pip install -q --disable-pip-version-check"
 # torch first and pinned: anything unpinned would pull a multi-GB CUDA build.

@@ -75,3 +75,20 @@ def test_write_mixture_files(corpus_cache, tmp_path):
 def test_every_animal_recording_loads(corpus_cache, animal):
     samples = render(ALL_KINDS[animal], 0, 3.0, 16000)
     assert len(samples) > 0.3 * 16000 and np.abs(samples).max() > 0.1
+
+
+@pytest.mark.parametrize("label", ["Female speech, woman speaking", "Male speech, man speaking"])
+def test_every_synthetic_voice_speaks(corpus_cache, label):
+    """Each speaker program and voice the corpus may draw is installed and produces speech."""
+    from eventsep.corpus.sources import SPEAKERS, render_speech
+
+    voices_seen = set()
+    for seed in range(200):
+        rng = np.random.default_rng([seed, 2])
+        voice = SPEAKERS[label][int(rng.integers(len(SPEAKERS[label])))]
+        if voice in voices_seen:
+            continue
+        voices_seen.add(voice)
+        samples = render_speech(label, seed, 16000)
+        assert len(samples) > 16000 and np.sqrt(np.mean(samples ** 2)) > 0.005, voice
+    assert voices_seen == set(SPEAKERS[label])

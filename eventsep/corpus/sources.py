@@ -212,6 +212,8 @@ def render_speech(label: str, seed: int, sample_rate: int) -> np.ndarray:
         else:
             subprocess.run([_require("text2wave"), "-eval", f"(voice_{voice})", "-o", str(wav)],
                            input=text.encode(), check=True, capture_output=True)
+            if not wav.exists():  # text2wave exits 0 when the voice is not installed
+                raise CorpusToolMissing(f"festival has no voice {voice}: apt-get install festvox-kallpc16k")
 
     return _cached(f"speech|{program}|{voice}|{text}", sample_rate, render)
 
