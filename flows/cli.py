@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -120,13 +121,25 @@ def _print_summary(summary: dict, args) -> None:
 
 
 def cmd_batch(args) -> int:
+    if args.local and args.dask:
+        raise ValueError("--dask runs the batch as a Prefect flow on Dask workers; drop --local")
+    if args.workers is not None and args.dask != "local":
+        raise ValueError("--workers needs --dask local")
     options = options_from_args(args)
-    from flows.batch import batch_flow
+    from flows.batch import run_batch
 
-    rows = batch_flow(args.inputs, args.query, args.output, options)
+    if args.dask and not args.verbose:  # the scheduler and nannies in this process log every start at INFO
+        import distributed  # noqa: F401 - sets the level of its logger when imported
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+    rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers)
     failed = [r for r in rows if r.get("error")]
-    for row in rows:
-        print(f"{'FAILED' if row.get('error') else 'ok':6s} {row['audio']}  {row.get('error') or row['outputs']['target']}")
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+    else:
+        for row in rows:
+            print(f"{'FAILED' if row.get('error') else 'ok':6s} {row['audio']}  "
+                  f"{row.get('error') or row['outputs']['target']}" + (f"  ({row['worker']})" if args.dask else ""))
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
@@ -244,18 +257,19 @@ def cmd_bench(args) -> int:
 
 
 def cmd_train(args) -> int:
+    folder = args.folder or f"cache/training/{args.model}"
     if args.local:
-        from eventsep.separators.audiosep.train import export, train, warm_start_weights
+        from eventsep.pretrained import path_of
+        from eventsep.separators.training import export, warm_start_weights
+        from flows.train import trainer
 
-        state = train(args.folder, args.minutes, warm_start=warm_start_weights(args.fresh))
+        state = trainer(args.model)(folder, args.minutes, warm_start=warm_start_weights(args.model, args.fresh))
         if args.export:
-            from eventsep.pretrained import path_of
-
-            print(f"exported {export(args.folder, path_of('audiosep-mini'))}")
+            print(f"exported {export(folder, path_of(args.model))}")
     else:
-        from flows.train import train_audiosep_mini
+        from flows.train import train_mini_separator
 
-        state = train_audiosep_mini(args.folder, args.minutes, args.rounds, args.export, not args.fresh)
+        state = train_mini_separator(args.model, folder, args.minutes, args.rounds, args.export, not args.fresh)
     print(json.dumps(state["history"][-1] if state.get("history") else state))
     return EXIT_OK
 
@@ -307,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("inputs", nargs="+")
     batch.add_argument("--query", required=True)
     batch.add_argument("-o", "--output", default="out")
+    batch.add_argument("--dask", metavar="local|ADDRESS",
+                       help="map the files over Dask workers: a LocalCluster here, or the scheduler at ADDRESS "
+                            "(e.g. tcp://10.0.0.5:8786); default: one after another")
+    batch.add_argument("--workers", type=int, help="worker processes of --dask local (default: one per core)")
     _add_stage_options(batch)
     batch.set_defaults(run=cmd_batch)
 
@@ -342,10 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=cmd_bench)
 
     train = commands.add_parser("train", help="train a project model on the open corpus (resumable)")
-    train.add_argument("model", choices=["audiosep-mini"])
+    train.add_argument("model", choices=["audiosep-mini", "flowsep-mini"])
     train.add_argument("--minutes", type=float, default=60.0)
     train.add_argument("--rounds", type=int, default=1, help="validate after each of this many rounds")
-    train.add_argument("--folder", default="cache/training/audiosep-mini")
+    train.add_argument("--folder", default=None, help="default: cache/training/MODEL")
     train.add_argument("--export", action="store_true", help="write the packaged weights afterwards")
     train.add_argument("--local", action="store_true", help="run in this process without Prefect")
     train.add_argument("--fresh", action="store_true",

@@ -1,31 +1,45 @@
-"""Training flow for the mini AudioSep: resumable rounds, progress in the flow's log, export when asked."""
+"""Training flow for the mini separators: resumable rounds, progress in the flow's log, export when asked."""
 
 from __future__ import annotations
+
+import importlib
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+# registry name of the packaged weights -> the module whose train() makes them
+TRAINERS = {"audiosep-mini": "eventsep.separators.audiosep.train",
+            "flowsep-mini": "eventsep.separators.flowsep.train"}
+
+
+def trainer(model: str):
+    if model not in TRAINERS:
+        raise ValueError(f"unknown model {model!r}; trainable: {', '.join(TRAINERS)}")
+    return importlib.import_module(TRAINERS[model]).train
+
 
 @task(name="train_round", cache_policy=NO_CACHE)
-def train_round(folder: str, minutes: float, warm_start: bool) -> dict:
-    from eventsep.separators.audiosep.train import train, warm_start_weights
+def train_round(model: str, folder: str, minutes: float, warm_start: bool) -> dict:
+    from eventsep.separators.training import warm_start_weights
 
     logger = get_run_logger()
-    return train(folder, minutes, progress=lambda row: logger.warning("%s", row),
-                 warm_start=warm_start_weights(not warm_start))
+    return trainer(model)(folder, minutes, progress=lambda row: logger.warning("%s", row),
+                          warm_start=warm_start_weights(model, not warm_start))
 
 
-@flow(name="train-audiosep-mini", log_prints=True)
-def train_audiosep_mini(folder: str = "cache/training/audiosep-mini", minutes: float = 60.0,
-                        rounds: int = 1, export: bool = False, warm_start: bool = True) -> dict:
+@flow(name="train-mini-separator", log_prints=True)
+def train_mini_separator(model: str = "audiosep-mini", folder: str | None = None, minutes: float = 60.0,
+                         rounds: int = 1, export: bool = False, warm_start: bool = True) -> dict:
     """Train `rounds` × `minutes / rounds`, continuing from the folder's checkpoint (or, without one and with
     `warm_start`, from the packaged weights); validate after each round."""
+    folder = folder or f"cache/training/{model}"
+    trainer(model)
     state = {}
     for _ in range(rounds):
-        state = train_round(folder, minutes / rounds, warm_start)
+        state = train_round(model, folder, minutes / rounds, warm_start)
     if export:
         from eventsep.pretrained import path_of
-        from eventsep.separators.audiosep.train import export as export_weights
+        from eventsep.separators.training import export as export_weights
 
-        print(f"exported {export_weights(folder, path_of('audiosep-mini'))}")
+        print(f"exported {export_weights(folder, path_of(model))}")
     return state

@@ -9,7 +9,7 @@ import torch
 
 from eventsep.config import SeparatorParams
 from eventsep.pretrained import (AUDIOSEP_FIXED_STFT, StrictLoadError, check_state, load_official_audiosep)
-from eventsep.separators.audiosep.apply import apply_chunked
+from eventsep.separators.apply import apply_chunked
 from eventsep.separators.audiosep.backend import AudioSepSeparator
 from eventsep.separators.audiosep.network import OFFICIAL, ResUNet30, ResUNetConfig
 

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from eventsep.separators.audiosep.train import TrainConfig, export, train
+from eventsep.separators.audiosep.train import train
+from eventsep.separators.training import TrainConfig, export
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ...config import SeparatorParams
-from .apply import apply_chunked
+from ..apply import apply_chunked
 from .network import ResUNet30
 
 

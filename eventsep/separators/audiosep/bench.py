@@ -12,7 +12,7 @@ import time
 
 CASE = """
 import json, resource, sys, time, numpy as np, torch
-from eventsep.separators.audiosep.apply import apply_chunked
+from eventsep.separators.apply import apply_chunked
 from eventsep.separators.audiosep.network import OFFICIAL, ResUNet30
 seconds, mode, chunk = float(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 torch.manual_seed(0)

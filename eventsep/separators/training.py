@@ -1,0 +1,204 @@
+"""What the mini separators' trainings share: the corpus data, random pairs, and a resumable loop.
+
+A training folder holds `data.npz`/`data.json` (corpus items rendered once) and `last.pt` (model,
+optimizer, step count and validation history, written atomically every few minutes). `resumable_loop`
+continues from `last.pt`, or, on a machine without it, from exported weights (`warm_start`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TrainConfig:
+    train_seeds: tuple[int, int] = (0, 400)          # corpus seeds [start, stop) for training
+    validation_seeds: tuple[int, int] = (100_000, 100_020)  # never used in training
+    item_seconds: float = 4.0
+    crop_seconds: float = 2.0
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    gain_db: float = 10.0
+    spectral_weight: float = 1.0
+    snr_weight: float = 0.05
+    target_crop_share: float = 0.8
+    checkpoint_minutes: float = 3.0
+    seed: int = 0
+
+
+def corpus_items(seeds: range, seconds: float, sample_rate: int) -> dict[str, np.ndarray | list]:
+    from ..corpus import make_mixture
+
+    targets, interferers, prompts, kinds = [], [], [], []
+    for seed in seeds:
+        item = make_mixture(seed, sample_rate=sample_rate, seconds=seconds)
+        targets.append(item.target)
+        interferers.append(item.interferer)
+        prompts.append(item.prompts)
+        kinds.append(item.target_kind)
+    return {"target": np.stack(targets), "interferer": np.stack(interferers), "prompts": prompts,
+            "kinds": kinds}
+
+
+def embed_prompts(prompts: list[list[str]]) -> tuple[list[str], np.ndarray]:
+    from .. import backends
+
+    texts = sorted({p for group in prompts for p in group})
+    return texts, backends.get("text_encoder", "minilm").encode(texts)
+
+
+@dataclass
+class TrainingData:
+    arrays: dict[str, np.ndarray]      # target, interferer, valid_target, valid_interferer, embeddings
+    embeddings: dict[str, np.ndarray]  # prompt text -> MiniLM vector
+    prompt_index: list[list[int]]      # per training item: rows of arrays["embeddings"]
+    valid: dict                        # target, interferer, prompts of the validation items
+
+
+def training_data(folder: Path, config: TrainConfig, sample_rate: int) -> TrainingData:
+    """The corpus items of `config` at `sample_rate`, rendered once into `folder` and read back after."""
+    data_path = folder / "data.npz"
+    if data_path.exists():
+        arrays = dict(np.load(data_path, allow_pickle=False))
+        meta = json.loads((folder / "data.json").read_text())
+    else:
+        train_items = corpus_items(range(*config.train_seeds), config.item_seconds, sample_rate)
+        valid_items = corpus_items(range(*config.validation_seeds), config.item_seconds, sample_rate)
+        texts, vectors = embed_prompts(train_items["prompts"] + valid_items["prompts"])
+        arrays = {"target": train_items["target"], "interferer": train_items["interferer"],
+                  "valid_target": valid_items["target"], "valid_interferer": valid_items["interferer"],
+                  "embeddings": vectors}
+        meta = {"texts": texts, "prompts": train_items["prompts"], "valid_prompts": valid_items["prompts"],
+                "kinds": train_items["kinds"]}
+        folder.mkdir(parents=True, exist_ok=True)
+        # data.json first: data.npz, published last and atomically, is what marks the pair complete
+        (folder / "data.json").write_text(json.dumps(meta))
+        np.savez(data_path.with_suffix(".partial.npz"), **arrays)
+        os.replace(data_path.with_suffix(".partial.npz"), data_path)
+    embeddings = {t: arrays["embeddings"][i] for i, t in enumerate(meta["texts"])}
+    prompt_index = [[meta["texts"].index(p) for p in group] for group in meta["prompts"]]
+    valid = {"target": arrays["valid_target"], "interferer": arrays["valid_interferer"],
+             "prompts": meta["valid_prompts"]}
+    return TrainingData(arrays, embeddings, prompt_index, valid)
+
+
+def sample_batch(rng: np.random.Generator, data: TrainingData, config: TrainConfig,
+                 crop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random pairs: the target of one item, the interferer of another at ±gain_db, a random prompt of the
+    first. Returns (mixtures, targets) as (batch, 1, crop) and the conditions as (batch, 384)."""
+    arrays = data.arrays
+    count = len(arrays["target"])
+    first, second = rng.integers(count, size=config.batch_size), rng.integers(count, size=config.batch_size)
+    offsets = np.array([_crop_offset(rng, arrays["target"][i], crop, config.target_crop_share) for i in first])
+    gains = 10 ** (rng.uniform(-config.gain_db, config.gain_db, size=config.batch_size) / 20)
+    targets = np.stack([arrays["target"][i, o:o + crop] for i, o in zip(first, offsets)])
+    interferers = np.stack([arrays["interferer"][j, o:o + crop] * g for j, o, g in zip(second, offsets, gains)])
+    mixtures = targets + interferers
+    peak = np.maximum(np.abs(mixtures).max(axis=1, keepdims=True), 1.0)
+    conditions = np.stack([arrays["embeddings"][data.prompt_index[i][rng.integers(len(data.prompt_index[i]))]]
+                           for i in first])
+    return (torch.from_numpy((mixtures / peak)[:, None].astype(np.float32)),
+            torch.from_numpy((targets / peak)[:, None].astype(np.float32)), torch.from_numpy(conditions))
+
+
+def _crop_offset(rng: np.random.Generator, target: np.ndarray, crop: int, share: float) -> int:
+    """Mostly a crop centred inside the target's active part: a crop without the target teaches only
+    silence, and with the corpus' part-time targets half of all random crops would be such."""
+    latest = len(target) - crop
+    active = np.flatnonzero(np.abs(target) > 1e-4)
+    if rng.random() >= share or len(active) == 0:
+        return int(rng.integers(0, latest + 1))
+    centre = int(rng.integers(active[0], active[-1] + 1))
+    return int(np.clip(centre - crop // 2, 0, latest))
+
+
+def save_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   config: TrainConfig, model_config: dict, step: Callable[[np.random.Generator], torch.Tensor],
+                   finish: Callable[[np.random.Generator], dict], progress: Callable[[dict], None],
+                   warm_start: str | Path | None = None) -> dict:
+    """Run `step(rng)` (returns the loss; the loop does the backward pass) for `minutes`, then `finish(rng)`
+    (validation figures, appended to the history). Resumes from `folder/last.pt`, else from `warm_start`
+    (exported weights: a fresh optimizer, the step count and history carry on)."""
+    rng = np.random.default_rng(config.seed)
+    state = {"step": 0, "seconds": 0.0, "history": []}
+    last = folder / "last.pt"
+    if last.exists():
+        checkpoint = torch.load(last, weights_only=True)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        state = json.loads(checkpoint["state"])
+        rng = np.random.default_rng([config.seed, state["step"]])
+    elif warm_start is not None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(warm_start), strict=True)
+        with safe_open(warm_start, "pt") as exported:
+            state = json.loads(exported.metadata()["state"])
+        rng = np.random.default_rng([config.seed, state["step"]])
+
+    def checkpoint() -> None:
+        save_atomic(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "state": json.dumps(state), "model_config": json.dumps(model_config),
+                           "train_config": json.dumps(asdict(config))})
+
+    started = saved = time.monotonic()
+    model.train()
+    while time.monotonic() - started < minutes * 60:
+        step_start = time.monotonic()
+        loss = step(rng)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        state["step"] += 1
+        state["seconds"] += time.monotonic() - step_start
+        if state["step"] % 50 == 0:
+            progress({"step": state["step"], "loss": round(float(loss), 4),
+                      "steps_per_second": round(1 / (time.monotonic() - step_start), 2)})
+        if time.monotonic() - saved > config.checkpoint_minutes * 60:
+            checkpoint()
+            saved = time.monotonic()
+    scores = finish(rng)
+    state["history"].append({"step": state["step"], "train_seconds": round(state["seconds"]), **scores})
+    progress(state["history"][-1])
+    checkpoint()
+    return state
+
+
+def export(folder: str | Path, destination: str | Path) -> Path:
+    """Write the trained weights (no optimizer) as safetensors with their configs and validation figures."""
+    from safetensors.torch import save_file
+
+    checkpoint = torch.load(Path(folder) / "last.pt", weights_only=True)
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.partial")
+    save_file({k: v.contiguous() for k, v in checkpoint["model"].items()}, partial,
+              metadata={"model_config": checkpoint["model_config"], "train_config": checkpoint["train_config"],
+                        "state": checkpoint["state"]})
+    os.replace(partial, destination)
+    return destination
+
+
+def warm_start_weights(name: str, fresh: bool = False) -> Path | None:
+    """The packaged weights of registry entry `name` to continue from when a training folder has no checkpoint."""
+    from ..pretrained import path_of
+
+    path = path_of(name)
+    return None if fresh or not path.is_file() else path
