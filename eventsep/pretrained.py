@@ -46,6 +46,23 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
               "https://huggingface.co/FacebookAI/roberta-base/resolve/main/merges.txt", None, None),
     ModelFile("panns-cnn14-decisionlevelmax", "Cnn14_DecisionLevelMax_mAP=0.385.pth", "sed (panns)",
               "https://zenodo.org/record/3987831/files/Cnn14_DecisionLevelMax_mAP%3D0.385.pth", None, None),
+    ModelFile("flowsep-v2", "flowsep/v2_100k.ckpt", "separate (flowsep)",
+              "https://zenodo.org/records/13869712/files/v2_100k.ckpt", None, None,
+              note="Lightning checkpoint: UNet + EMA, VAE, BigVGAN, FLAN-T5-large; address from the FlowSep "
+                   "README's Zenodo record, file name and size not verified here"),
+    ModelFile("flowsep-vae", "flowsep/vae.ckpt", "separate (flowsep; only if v2_100k.ckpt lacks the VAE)",
+              "https://zenodo.org/records/13869712/files/vae.ckpt", None, None),
+    ModelFile("flowsep-bigvgan", "flowsep/g_01000000", "separate (flowsep; only if v2_100k.ckpt lacks the vocoder)",
+              "https://github.com/Audio-AGI/FlowSep/raw/main/src/bigvgan/g_01000000", None, None,
+              note="BigVGAN generator, weight-normed, under the key 'generator'"),
+    ModelFile("flan-t5-large-tokenizer", "flan-t5-large/tokenizer.json", "separate (flowsep text context)",
+              "https://huggingface.co/google/flan-t5-large/resolve/main/tokenizer.json", None, None),
+    ModelFile("flan-t5-large", "flan-t5-large/model.safetensors",
+              "separate (flowsep; only if v2_100k.ckpt lacks the text encoder)",
+              "https://huggingface.co/google/flan-t5-large/resolve/main/model.safetensors", None, None),
+    ModelFile("flowsep-mini", "flowsep-mini.safetensors", "separate (flowsep, offline default)", None,
+              None, None, packaged=PACKAGE / "separators" / "flowsep" / "weights" / "flowsep-mini.safetensors",
+              note="trained by this project on its open corpus; see docs/flowsep.md"),
     ModelFile("audiosep-mini", "audiosep-mini.safetensors", "separate (audiosep, offline default)", None,
               None, None, packaged=PACKAGE / "separators" / "audiosep" / "weights" / "audiosep-mini.safetensors",
               note="trained by this project on its open corpus; see docs/audiosep.md"),
@@ -77,7 +94,7 @@ def locate(name: str) -> Path:
     if not path.is_file():
         entry = REGISTRY[name]
         how = (f"run `eventsep models pull {name}` where a network exists, or copy it there from {entry.url}"
-               if entry.url else "it is made by `eventsep train audiosep-mini`")
+               if entry.url else f"it is made by `eventsep train {name}`")
         raise MissingWeights(f"{entry.filename} not found in {path.parent}: {how}")
     return path
 
@@ -99,7 +116,7 @@ def pull(name: str) -> Path:
     """Download a registry entry into the model folder (atomically, sha256 checked)."""
     entry = REGISTRY[name]
     if entry.url is None:
-        raise MissingWeights(f"{name} has no public address: it is made by `eventsep train audiosep-mini`")
+        raise MissingWeights(f"{name} has no public address: it is made by `eventsep train {name}`")
     target = path_of(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
@@ -147,7 +164,8 @@ AUDIOSEP_FIXED_STFT = ("base.stft.", "base.istft.")
 
 def _checkpoint_weights(checkpoint_path: Path) -> dict[str, torch.Tensor]:
     try:
-        container = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        # mmap: a multi-GB checkpoint is not read into memory twice
+        container = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # pickle-level refusal of non-tensor objects
         raise StrictLoadError(f"{checkpoint_path} cannot be read with weights_only=True ({error}); "
                               "convert it once with `eventsep models convert`") from None
@@ -194,3 +212,64 @@ def load_mini_audiosep():
         metadata = handle.metadata()
     config = ResUNetConfig.from_dict(json.loads(metadata["model_config"]))
     return load_strict(ResUNet30(config), load_file(str(path)), str(path)).eval(), metadata
+
+
+def official_flowsep_state() -> dict[str, torch.Tensor]:
+    """The official FlowSep weights under their official names: `v2_100k.ckpt`, completed from `vae.ckpt`,
+    `g_01000000` and FLAN-T5-large's own file only where the main checkpoint lacks that part."""
+    from safetensors.torch import load_file
+
+    from .separators.flowsep import keymap
+    from .separators.flowsep.bigvgan import fuse_weight_norm
+
+    state = dict(_checkpoint_weights(locate("flowsep-v2")))
+    first_stage = ("first_stage_model.encoder.", "first_stage_model.decoder.")
+    if not any(key.startswith(first_stage) for key in state):
+        state.update({keymap.VAE + key: value for key, value in _checkpoint_weights(locate("flowsep-vae")).items()
+                      if not key.startswith("loss.")})
+    if not any(key.startswith(keymap.VOCODER) for key in state):
+        generator = torch.load(locate("flowsep-bigvgan"), map_location="cpu", weights_only=True)["generator"]
+        state.update({keymap.VOCODER + key: value for key, value in fuse_weight_norm(generator).items()})
+    if not any(key.startswith(keymap.T5) for key in state):
+        state.update({keymap.T5 + key: value for key, value in load_file(str(locate("flan-t5-large"))).items()
+                      if key.startswith(("shared.", "encoder."))})
+    return state
+
+
+def load_official_flowsep(state: dict[str, torch.Tensor] | None = None, source: str = "official FlowSep files"):
+    """FlowSep at the official size and its FLAN-T5-large text encoder, every part loaded strictly."""
+    from .separators.flowsep import keymap
+    from .separators.flowsep.model import OFFICIAL, FlowSep
+    from .separators.flowsep.text import T5TextEncoder
+
+    if state is None:
+        state, source = official_flowsep_state(), str(locate("flowsep-v2"))
+    pieces, scale, unknown = keymap.split_official(state, OFFICIAL)
+    if unknown:
+        raise StrictLoadError(f"{source} does not match FlowSep: unexpected: {', '.join(unknown[:8])}"
+                              f"{' …' if len(unknown) > 8 else ''} ({len(unknown)})")
+    if scale is None:
+        raise StrictLoadError(f"{source} does not match FlowSep: missing: scale_factor")
+    model = FlowSep(OFFICIAL)
+    for part in ("unet", "vae", "vocoder"):
+        load_strict(getattr(model, part), pieces[part], f"{source} ({part})")
+    model.scale_factor.fill_(scale)
+    text = T5TextEncoder.build()
+    load_strict(text.model, pieces["text"], f"{source} (text)")
+    return model.eval(), text
+
+
+def load_mini_flowsep():
+    """The packaged mini FlowSep and the metadata stored with it."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .separators.flowsep.model import FlowSep, FlowSepConfig
+
+    path = locate("flowsep-mini")
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    model = FlowSep(FlowSepConfig.from_dict(json.loads(metadata["model_config"])))
+    return load_strict(model, load_file(str(path)), str(path)).eval(), metadata

@@ -1,1 +1,1 @@
-"""Separators: AudioSep (ResUNet30 + text FiLM) and, later, FlowSep."""
+"""Separators: AudioSep (ResUNet30 + text FiLM) and FlowSep (text-conditioned rectified flow)."""

@@ -1,0 +1,1 @@
+"""FlowSep: a text-conditioned rectified-flow separator (official size on diffusers, and a mini model)."""
