@@ -148,7 +148,7 @@ _LEADING_CONJUNCTION = re.compile(r"^\s*(?:but|and|&|also)\b\s*", re.I)
 _NEGATIVE_START = re.compile(rf"^\s*(?:{_NEGATORS})\b\s*", re.I)
 _REMOVE_START = re.compile(rf"^\s*(?:please\s+)?(?:{_REMOVE_VERBS})\b\s*", re.I)
 _FILLER = re.compile(
-    rf"^\s*(?:please|{_KEEP}|the sounds? of|sounds? of|the noise of|"
+    rf"^\s*(?:please|{_KEEP}|to|let me|let us|let's|the sounds? of|sounds? of|the noise of|"
     r"i|we|the|a|an|some|that|this|those|these|my|his|her|their|our|your|any)\b\s*", re.I)
 _TRAILING_FILLER = re.compile(r"\s*\b(?:please|only|too|as well|here)\s*$", re.I)
 _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)

@@ -24,6 +24,7 @@ FLOORS = {  # split: (top-1, top-3, negation right)
     "dev": (0.985, 0.995, 0.99),
     "heldout": (0.95, 0.975, 0.975),
     "fresh": (0.97, 0.97, 0.97),
+    "fresh2": (0.95, 0.975, 0.975),
     "all": (0.98, 0.99, 0.99),
 }
 BASELINE_TOP1_CEILING = 0.90  # the plain cosine measured 0.852 top-1 on the whole set
