@@ -169,7 +169,7 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
         state["step"] += 1
         state["seconds"] += time.monotonic() - step_start
         if state["step"] % 50 == 0:
-            progress({"step": state["step"], "loss": round(float(loss), 4),
+            progress({"step": state["step"], "loss": round(float(loss.detach()), 4),
                       "steps_per_second": round(1 / (time.monotonic() - step_start), 2)})
         if time.monotonic() - saved > config.checkpoint_minutes * 60:
             checkpoint()

@@ -17,7 +17,9 @@ class FlowSepSeparator:
 
     def __init__(self, name: str, model: FlowSep, text, identity: str, batch_size: int = 2):
         self.name = name
-        self.model = model.eval()
+        # CUDA when present; the noise is drawn on the CPU, so a seed gives the same start on either device
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = model.eval().to(self.device)
         self.text = text
         self._identity = identity
         self.sample_rate = model.config.sample_rate
@@ -35,12 +37,12 @@ class FlowSepSeparator:
         def run(chunks: torch.Tensor) -> torch.Tensor:
             # a window is always the trained length: shorter input is zero-padded and the output cut back
             length = chunks.shape[-1]
-            padded = torch.nn.functional.pad(chunks[:, 0], (0, self.window - length))
+            padded = torch.nn.functional.pad(chunks[:, 0], (0, self.window - length)).to(self.device)
             count = len(chunks)
-            estimate = self.model.separate(padded, context.expand(count, -1, -1),
-                                           None if mask is None else mask.expand(count, -1),
+            estimate = self.model.separate(padded, context.to(self.device).expand(count, -1, -1),
+                                           None if mask is None else mask.to(self.device).expand(count, -1),
                                            params.steps, generator)
-            return estimate[:, None, :length]
+            return estimate[:, None, :length].float().cpu()
 
         samples = np.asarray(samples, dtype=np.float32)
         return apply_chunked(run, samples, self.window, overlap, self.batch_size)[: len(samples)]
