@@ -172,6 +172,15 @@ def _quantised(samples: np.ndarray, bits: int) -> np.ndarray:
     return (steps.astype(np.int64) << (32 - bits)).astype(np.int32)
 
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h
+
+
+def _without_peak_chunk(out: soundfile.SoundFile) -> None:
+    """libsndfile adds a PEAK chunk holding the time of writing to float WAV files: without it the same
+    samples always give the same bytes (a batch on Dask workers and one run here compare byte for byte)."""
+    soundfile._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)
+
+
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
                 subtype: str | None = None) -> Path:
     """Write (n,) or (n, channels) samples to .wav (FLOAT by default) or .flac (PCM_16 by default).
@@ -201,7 +210,10 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
         with open(temporary, "xb") as handle:
-            soundfile.write(handle, data, rate, subtype=subtype, format=file_format)
+            channels = 1 if data.ndim == 1 else data.shape[1]
+            with soundfile.SoundFile(handle, "w", rate, channels, subtype=subtype, format=file_format) as out:
+                _without_peak_chunk(out)
+                out.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

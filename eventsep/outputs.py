@@ -35,6 +35,13 @@ def events_csv(events: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def canonical_events(events: list[dict]) -> list[dict]:
+    """Each event's fields in one order (EVENT_COLUMNS, then the rest sorted), whether the mask was computed
+    now or read from the result store (whose metadata comes back with sorted keys)."""
+    return [{**{k: e[k] for k in EVENT_COLUMNS if k in e}, **{k: e[k] for k in sorted(e) if k not in EVENT_COLUMNS}}
+            for e in events]
+
+
 def report(result: Result) -> dict:
     return {"mapping": result.mapping, "events": result.events, "metrics": result.metrics,
             "separators": result.separators, "keys": result.keys, "options": result.options,
@@ -50,6 +57,7 @@ def write_result(result: Result, folder: str | os.PathLike, stem: str) -> dict[s
     write_audio(paths["target"], result.target, result.sample_rate)
     write_audio(paths["residual"], result.residual, result.sample_rate)
     write_text(paths["events_csv"], events_csv(result.events))
-    write_text(paths["events_json"], json.dumps(result.events, indent=1))
-    write_text(paths["report"], json.dumps(report(result), indent=1, default=str))
+    # Same bytes for the same result, whichever of its stages came from the cache.
+    write_text(paths["events_json"], json.dumps(canonical_events(result.events), indent=1))
+    write_text(paths["report"], json.dumps(report(result), indent=1, default=str, sort_keys=True))
     return {part: str(path) for part, path in paths.items()}

@@ -123,8 +123,6 @@ def _print_summary(summary: dict, args) -> None:
 def cmd_batch(args) -> int:
     if args.local and args.dask:
         raise ValueError("--dask runs the batch as a Prefect flow on Dask workers; drop --local")
-    if args.workers is not None and args.dask != "local":
-        raise ValueError("--workers needs --dask local")
     options = options_from_args(args)
     from flows.batch import run_batch
 
@@ -138,8 +136,9 @@ def cmd_batch(args) -> int:
         print(json.dumps(rows, indent=1, default=str))
     else:
         for row in rows:
+            where = f"  ({row['worker']})" if args.dask and row.get("worker") else ""
             print(f"{'FAILED' if row.get('error') else 'ok':6s} {row['audio']}  "
-                  f"{row.get('error') or row['outputs']['target']}" + (f"  ({row['worker']})" if args.dask else ""))
+                  f"{row.get('error') or row['outputs']['target']}{where}")
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
 

@@ -1,8 +1,23 @@
+import os
+
 import numpy as np
 import pytest
 
 from eventsep.audio import Audio
 from standins import CALLS, STANDIN_OPTIONS, register_all
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One temporary Prefect server for the whole test session (it takes 20-30 s to start)."""
+    from flows.cli import prepare_prefect_environment
+
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    prepare_prefect_environment()
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
 
 
 @pytest.fixture

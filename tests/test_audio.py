@@ -285,11 +285,10 @@ def test_write_is_atomic_when_the_writer_crashes(tmp_path, monkeypatch):
     write_audio(target, sine(440, 0.2, 8000), 8000)
     before = target.read_bytes()
 
-    def crash_halfway(handle, *args, **kwargs):
-        handle.write(b"RIFF....half a file")
+    def crash_halfway(self, *args, **kwargs):  # after the header is written, before the samples
         raise OSError("disk full")
 
-    monkeypatch.setattr(audio_module.soundfile, "write", crash_halfway)
+    monkeypatch.setattr(audio_module.soundfile.SoundFile, "write", crash_halfway)
     with pytest.raises(OSError, match="disk full"):
         write_audio(target, np.zeros(8000, np.float32), 8000)
     assert target.read_bytes() == before

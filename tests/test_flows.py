@@ -1,7 +1,6 @@
-"""The Prefect flows against one temporary Prefect server per test session: Cached states, locks, refuse."""
+"""The Prefect flows against the session's temporary Prefect server (conftest.py): Cached states, locks, refuse."""
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -15,18 +14,6 @@ from eventsep.store import ResultStore
 from standins import CALLS
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
-    from flows.cli import prepare_prefect_environment
-
-    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
-    prepare_prefect_environment()
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
 
 
 @pytest.fixture
