@@ -162,19 +162,75 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 AUDIOSEP_FIXED_STFT = ("base.stft.", "base.istft.")
 
 
-def _checkpoint_weights(checkpoint_path: Path) -> dict[str, torch.Tensor]:
+def converted_path(checkpoint_path: Path) -> Path:
+    """Where `eventsep models convert` puts the plain safetensors copy of a pickled checkpoint."""
+    return checkpoint_path.with_name(checkpoint_path.name + ".safetensors")
+
+
+def checkpoint_tensors(checkpoint_path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint (under `state_dict` for a Lightning container): from its converted
+    safetensors copy when there is one made from this very file, else by `torch.load(weights_only=True)`."""
+    converted = converted_path(checkpoint_path)
+    if converted.is_file():
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(converted), "pt") as handle:
+            source = (handle.metadata() or {}).get("source_sha256")
+        if source != file_sha256(checkpoint_path):
+            raise StrictLoadError(f"{converted} was not made from this {checkpoint_path.name}; delete it and run "
+                                  "`eventsep models convert` again")
+        return load_file(str(converted))
     try:
         # mmap: a multi-GB checkpoint is not read into memory twice
         container = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # pickle-level refusal of non-tensor objects
-        raise StrictLoadError(f"{checkpoint_path} cannot be read with weights_only=True ({error}); "
-                              "convert it once with `eventsep models convert`") from None
-    return container.get("state_dict", container)
+        name = next((n for n, e in REGISTRY.items() if path_of(n) == checkpoint_path), checkpoint_path.name)
+        raise StrictLoadError(f"{checkpoint_path} cannot be read with weights_only=True ({str(error).splitlines()[0]}); "
+                              f"convert it once with `eventsep models convert {name}`") from None
+    return _tensors(container)
+
+
+def _tensors(container: dict) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "generator", "model"):  # Lightning; BigVGAN generator files; PANNs
+        if isinstance(container.get(key), dict):
+            container = container[key]
+            break
+    return {k: v for k, v in container.items() if isinstance(v, torch.Tensor)}
+
+
+def convert(name: str) -> Path:
+    """Unpickle registry entry `name` with weights_only=False — which runs whatever code the file holds, so
+    the caller must have asked the person first — and write its tensors once as plain safetensors next to
+    it. A published sha256 is checked before anything is unpickled."""
+    from safetensors.torch import save_file
+
+    path = locate(name)
+    entry = REGISTRY[name]
+    digest = file_sha256(path)
+    if entry.sha256 and digest != entry.sha256:
+        raise StrictLoadError(f"{path} has sha256 {digest[:12]}…, not the published {entry.sha256[:12]}…; "
+                              "refusing to unpickle it")
+    container = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    tensors, storages = {}, set()
+    for key, value in _tensors(container).items():
+        # safetensors refuses tensors that share memory (tied embeddings): the second one gets a copy
+        shared = value.untyped_storage().data_ptr() in storages
+        storages.add(value.untyped_storage().data_ptr())
+        tensors[key] = value.clone() if shared else value.contiguous()
+    target = converted_path(path)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        save_file(tensors, str(partial), metadata={"source_sha256": digest, "source": path.name})
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def audiosep_separator_state(checkpoint_path: Path) -> dict[str, torch.Tensor]:
     """The `ss_model.*` tensors of an official AudioSep Lightning checkpoint, prefix removed."""
-    weights = _checkpoint_weights(checkpoint_path)
+    weights = checkpoint_tensors(checkpoint_path)
     return {key[len("ss_model."):]: tensor for key, tensor in weights.items()
             if key.startswith("ss_model.") and not key[len("ss_model."):].startswith(AUDIOSEP_FIXED_STFT)}
 
@@ -194,7 +250,7 @@ def load_official_clap_text():
     checkpoint = locate("audiosep-base")
     folder = locate("roberta-base-vocab").parent
     locate("roberta-base-merges")
-    model = load_strict(ClapText(), text_state(_checkpoint_weights(checkpoint)), str(checkpoint))
+    model = load_strict(ClapText(), text_state(checkpoint_tensors(checkpoint)), str(checkpoint))
     return ClapTextEncoder.from_folder(folder, model, identity=f"clap-text:{file_sha256(checkpoint)}")
 
 
@@ -222,13 +278,13 @@ def official_flowsep_state() -> dict[str, torch.Tensor]:
     from .separators.flowsep import keymap
     from .separators.flowsep.bigvgan import fuse_weight_norm
 
-    state = dict(_checkpoint_weights(locate("flowsep-v2")))
+    state = dict(checkpoint_tensors(locate("flowsep-v2")))
     first_stage = ("first_stage_model.encoder.", "first_stage_model.decoder.")
     if not any(key.startswith(first_stage) for key in state):
-        state.update({keymap.VAE + key: value for key, value in _checkpoint_weights(locate("flowsep-vae")).items()
+        state.update({keymap.VAE + key: value for key, value in checkpoint_tensors(locate("flowsep-vae")).items()
                       if not key.startswith("loss.")})
     if not any(key.startswith(keymap.VOCODER) for key in state):
-        generator = torch.load(locate("flowsep-bigvgan"), map_location="cpu", weights_only=True)["generator"]
+        generator = checkpoint_tensors(locate("flowsep-bigvgan"))
         state.update({keymap.VOCODER + key: value for key, value in fuse_weight_norm(generator).items()})
     if not any(key.startswith(keymap.T5) for key in state):
         state.update({keymap.T5 + key: value for key, value in load_file(str(locate("flan-t5-large"))).items()

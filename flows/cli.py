@@ -248,6 +248,11 @@ def cmd_bench(args) -> int:
 
         print(bench((10.0, 60.0)))
         return EXIT_OK
+    if args.what == "flowsep":
+        from eventsep.separators.flowsep.bench import bench
+
+        print(bench(tuple(args.steps)))
+        return EXIT_OK
     from flows.bench import main as bench_cache
 
     options = options_from_args(args)
@@ -288,6 +293,20 @@ def cmd_models(args) -> int:
     if args.action == "pull":
         for name in names:
             print(f"pulled {pretrained.pull(name)}")
+        return EXIT_OK
+    if args.action == "convert":
+        if not args.name:
+            raise ValueError("models convert needs the NAME of one checkpoint (see `eventsep models list`)")
+        path = pretrained.locate(args.name)
+        warning = (f"converting unpickles {path} with weights_only=False, which runs any code the file holds; "
+                   "do it only for a file from its official source")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise ValueError(f"{warning}. Re-run with --yes to confirm")
+            if input(f"{warning}. Continue? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("not converted")
+                return EXIT_BAD_INPUT
+        print(f"converted to {pretrained.convert(args.name)}")
         return EXIT_OK
     failures = 0
     for name in names:
@@ -351,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache", "audiosep"])
+    bench.add_argument("what", choices=["cache", "audiosep", "flowsep"])
+    bench.add_argument("--steps", type=int, nargs="+", default=[1, 10, 20], help="flowsep: ODE step counts")
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
     bench.add_argument("--query", default=EXAMPLE_QUERY)
     bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip to time")
@@ -370,8 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     models = commands.add_parser("models", help="list, verify or pull the model files")
-    models.add_argument("action", choices=["list", "verify", "pull"])
+    models.add_argument("action", choices=["list", "verify", "pull", "convert"])
     models.add_argument("name", nargs="?")
+    models.add_argument("--yes", action="store_true", help="convert: confirm unpickling without a prompt")
     models.set_defaults(run=cmd_models)
 
     serve = commands.add_parser("serve", help="a local Prefect server, the deployments and the inbox watcher",

@@ -97,3 +97,35 @@ def test_detect_prints_the_event_table_of_named_classes(cache_env, tmp_path, cap
 
     events = json.loads(out.read_text())
     assert events and events[0]["onset"] < 1.0  # the male voice speaks from the start
+
+
+def test_models_convert_needs_confirmation_then_the_loader_reads_the_safetensors_copy(cache_env, capsys,
+                                                                                        monkeypatch):
+    """A Lightning container with a non-tensor object that weights_only=True refuses: the loader names
+    `eventsep models convert`; convert refuses without confirmation, writes safetensors with --yes, and
+    from then on the loader reads that copy (made from this very file)."""
+    import pathlib
+
+    import torch
+
+    from eventsep import pretrained
+
+    monkeypatch.setenv("EVENTSEP_MODELS", str(cache_env / "models"))
+    path = pretrained.path_of("flowsep-vae")
+    path.parent.mkdir(parents=True)
+    tied = torch.randn(4, 3)
+    torch.save({"state_dict": {"encoder.a": tied, "decoder.b": tied, "scale": torch.tensor(2.0)},
+                "hyper_parameters": {"log_dir": pathlib.PurePosixPath("/somewhere")}}, path)
+    with pytest.raises(pretrained.StrictLoadError, match="eventsep models convert flowsep-vae"):
+        pretrained.checkpoint_tensors(path)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["models", "convert", "flowsep-vae"]) == EXIT_BAD_INPUT
+    assert "--yes" in capsys.readouterr().err
+    assert not pretrained.converted_path(path).exists()
+    assert main(["models", "convert", "flowsep-vae", "--yes"]) == EXIT_OK
+    tensors = pretrained.checkpoint_tensors(path)
+    assert set(tensors) == {"encoder.a", "decoder.b", "scale"} and torch.equal(tensors["decoder.b"], tied)
+    # a different file under the same name is not silently paired with the old copy
+    torch.save({"state_dict": {"encoder.a": torch.zeros(1)}}, path)
+    with pytest.raises(pretrained.StrictLoadError, match="was not made from this"):
+        pretrained.checkpoint_tensors(path)

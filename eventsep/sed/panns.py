@@ -165,11 +165,11 @@ class PannsSed:
 
 def load_panns(path, expected_sha256: str | None = None) -> Cnn14DecisionLevelMax:
     """Strict: the checkpoint's `model` dict must match key for key and shape for shape."""
+    from pathlib import Path
+
     from ..hashing import file_sha256
-    from ..pretrained import load_strict
+    from ..pretrained import checkpoint_tensors, load_strict
 
     if expected_sha256 and file_sha256(path) != expected_sha256:
         raise ValueError(f"{path}: sha256 {file_sha256(path)} differs from the expected {expected_sha256}")
-    container = torch.load(path, map_location="cpu", weights_only=True)
-    state = container.get("model", container)
-    return load_strict(Cnn14DecisionLevelMax(), state, str(path))
+    return load_strict(Cnn14DecisionLevelMax(), checkpoint_tensors(Path(path)), str(path))
