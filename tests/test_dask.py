@@ -88,7 +88,9 @@ def test_dask_batch_equals_the_sequential_batch_bit_for_bit(prefect_server, dask
     def run(name, task_runner=None):
         monkeypatch.setenv("EVENTSEP_CACHE", str(root / name / "cache"))  # each run computes every stage
         flow = batch_flow if task_runner is None else batch_flow.with_options(task_runner=task_runner())
+        started = time.perf_counter()
         state = within(600, flow, paths, "the tone", str(root / name / "out"), options, return_state=True)
+        print(f"{name}: {RECORDINGS} recordings in {time.perf_counter() - started:.1f} s")  # shown by pytest -s
         return state.result(), state
 
     sequential, _ = run("sequential")
