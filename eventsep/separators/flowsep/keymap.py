@@ -66,16 +66,16 @@ def unet_module_map(config: UNetConfig) -> dict[str, tuple[str, bool]]:
     return modules
 
 
-def unet_key(official: str, modules: dict[str, tuple[str, bool]]) -> str | None:
-    """The diffusers key of one official UNet key (without its prefix), or None if it has no place."""
-    parts = official.split(".")
+def _translate(key: str, modules: dict[str, tuple[str, bool]], resnet_renames: dict[str, str]) -> str | None:
+    """Rename `key` by its longest module prefix in `modules`; inside a ResBlock also rename the layer."""
+    parts = key.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         prefix = ".".join(parts[:cut])
         if prefix in modules:
             target, is_resnet = modules[prefix]
             rest = ".".join(parts[cut:])
             if is_resnet:
-                for old, new in _RESNET.items():
+                for old, new in resnet_renames.items():
                     if rest.startswith(old + "."):
                         return f"{target}.{new}{rest[len(old):]}"
                 return None
@@ -83,25 +83,17 @@ def unet_key(official: str, modules: dict[str, tuple[str, bool]]) -> str | None:
     return None
 
 
+def unet_key(official: str, modules: dict[str, tuple[str, bool]]) -> str | None:
+    """The diffusers key of one official UNet key (without its prefix), or None if it has no place."""
+    return _translate(official, modules, _RESNET)
+
+
 def unet_names(config: UNetConfig, diffusers_keys) -> dict[str, str]:
     """official UNet key (no prefix) -> diffusers key, for every key of a diffusers UNet's state dict."""
-    modules = unet_module_map(config)
-    inverse = {}
-    for target, (official_prefix, is_resnet) in ((t, (o, r)) for o, (t, r) in modules.items()):
-        inverse[target] = (official_prefix, is_resnet)
-    names = {}
-    for key in diffusers_keys:
-        parts = key.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            prefix = ".".join(parts[:cut])
-            if prefix in inverse:
-                official_prefix, is_resnet = inverse[prefix]
-                rest = ".".join(parts[cut:])
-                if is_resnet:
-                    old = next(o for o, n in _RESNET.items() if rest.startswith(n + "."))
-                    rest = old + rest[len(_RESNET[old]):]
-                names[f"{official_prefix}.{rest}"] = key
-                break
+    inverse = {target: (official, is_resnet) for official, (target, is_resnet) in unet_module_map(config).items()}
+    resnet_inverse = {new: old for old, new in _RESNET.items()}
+    names = {_translate(key, inverse, resnet_inverse): key for key in diffusers_keys}
+    names.pop(None, None)
     return names
 
 
