@@ -267,7 +267,8 @@ def cmd_train(args) -> int:
         from eventsep.separators.training import export, warm_start_weights
         from flows.train import trainer
 
-        state = trainer(args.model)(folder, args.minutes, warm_start=warm_start_weights(args.model, args.fresh))
+        state = trainer(args.model).train(folder, args.minutes,
+                                          warm_start=warm_start_weights(args.model, args.fresh))
         if args.export:
             print(f"exported {export(folder, path_of(args.model))}")
     else:

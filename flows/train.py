@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -13,30 +14,34 @@ TRAINERS = {"audiosep-mini": "eventsep.separators.audiosep.train",
 
 
 def trainer(model: str):
+    """The module whose `train(folder, minutes, config, ...)` and `DEFAULTS` make `model`."""
     if model not in TRAINERS:
         raise ValueError(f"unknown model {model!r}; trainable: {', '.join(TRAINERS)}")
-    return importlib.import_module(TRAINERS[model]).train
+    return importlib.import_module(TRAINERS[model])
 
 
 @task(name="train_round", cache_policy=NO_CACHE)
-def train_round(model: str, folder: str, minutes: float, warm_start: bool) -> dict:
+def train_round(model: str, folder: str, minutes: float, warm_start: bool, config: dict) -> dict:
     from eventsep.separators.training import warm_start_weights
 
     logger = get_run_logger()
-    return trainer(model)(folder, minutes, progress=lambda row: logger.warning("%s", row),
-                          warm_start=warm_start_weights(model, not warm_start))
+    module = trainer(model)
+    return module.train(folder, minutes, replace(module.DEFAULTS, **config),
+                        progress=lambda row: logger.warning("%s", row),
+                        warm_start=warm_start_weights(model, not warm_start))
 
 
 @flow(name="train-mini-separator", log_prints=True)
 def train_mini_separator(model: str = "audiosep-mini", folder: str | None = None, minutes: float = 60.0,
-                         rounds: int = 1, export: bool = False, warm_start: bool = True) -> dict:
+                         rounds: int = 1, export: bool = False, warm_start: bool = True,
+                         config: dict | None = None) -> dict:
     """Train `rounds` × `minutes / rounds`, continuing from the folder's checkpoint (or, without one and with
-    `warm_start`, from the packaged weights); validate after each round."""
+    `warm_start`, from the packaged weights); validate after each round. `config` changes TrainConfig fields."""
     folder = folder or f"cache/training/{model}"
     trainer(model)
     state = {}
     for _ in range(rounds):
-        state = train_round(model, folder, minutes / rounds, warm_start)
+        state = train_round(model, folder, minutes / rounds, warm_start, config or {})
     if export:
         from eventsep.pretrained import path_of
         from eventsep.separators.training import export as export_weights

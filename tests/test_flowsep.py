@@ -257,3 +257,22 @@ def test_mini_training_resumes_and_the_export_separates(tmp_path, monkeypatch):
     separator = FlowSepSeparator("flowsep", model, _Echo(), "test")
     out = separator.separate(np.zeros(12000, np.float32) + 0.01, "a dog", SeparatorParams(steps=2))
     assert out.shape == (12000,) and np.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_training_flow_runs_rounds_and_exports(prefect_server, tmp_path, monkeypatch):
+    """`eventsep train flowsep-mini` without --local: the Prefect flow validates after each round and
+    exports the packaged weights (here redirected to a temporary file)."""
+    from eventsep import pretrained
+    from flows.train import train_mini_separator
+
+    monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
+    target = tmp_path / "exported.safetensors"
+    monkeypatch.setitem(pretrained.REGISTRY, "flowsep-mini", replace(pretrained.REGISTRY["flowsep-mini"], packaged=target))
+    config = {"train_seeds": (0, 2), "validation_seeds": (100_000, 100_001), "item_seconds": 2.0,
+              "crop_seconds": 0.64, "batch_size": 2}
+    state = train_mini_separator("flowsep-mini", str(tmp_path / "run"), minutes=0.1, rounds=2, export=True,
+                                 warm_start=False, config=config)
+    assert len(state["history"]) == 2 and state["history"][1]["step"] > state["history"][0]["step"]
+    model, metadata = pretrained.load_mini_flowsep()
+    assert json.loads(metadata["state"])["step"] == state["step"]

@@ -23,6 +23,7 @@ from .network import ResUNet30, ResUNetConfig
 # 16 ms hop: a quarter of the official frames per second, which is what makes CPU training feasible.
 MINI = ResUNetConfig(widths=(12, 24, 48, 96, 128, 128), condition_size=384, n_fft=512, hop=256,
                      sample_rate=16000)
+DEFAULTS = TrainConfig()
 
 
 def loss_fn(estimate: torch.Tensor, target: torch.Tensor, config: ResUNetConfig, spectral_weight: float,
@@ -78,7 +79,7 @@ def validate(model: ResUNet30, data: TrainingData) -> dict[str, float]:
             "items": len(scores)}
 
 
-def train(folder: str | Path, minutes: float, config: TrainConfig = TrainConfig(),
+def train(folder: str | Path, minutes: float, config: TrainConfig = DEFAULTS,
           model_config: ResUNetConfig = MINI, progress: Callable[[dict], None] = print,
           warm_start: str | Path | None = None) -> dict:
     """Train for `minutes` more, continuing from `folder/last.pt` if it exists, else from the exported
