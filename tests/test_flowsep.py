@@ -276,3 +276,24 @@ def test_training_flow_runs_rounds_and_exports(prefect_server, tmp_path, monkeyp
     assert len(state["history"]) == 2 and state["history"][1]["step"] > state["history"][0]["step"]
     model, metadata = pretrained.load_mini_flowsep()
     assert json.loads(metadata["state"])["step"] == state["step"]
+
+
+def test_ema_moves_a_fraction_of_the_way_and_is_what_gets_exported(tmp_path):
+    from eventsep.separators.flowsep.train import WithEma
+    from eventsep.separators.training import export
+
+    pair = WithEma(MINI)
+    before = pair.ema.unet.conv_in.weight.clone()
+    with torch.no_grad():
+        pair.model.unet.conv_in.weight.add_(1.0)
+    pair.update(decay=0.9)
+    assert torch.allclose(pair.ema.unet.conv_in.weight, before + 0.1, atol=1e-6)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    torch.save({"model": pair.state_dict(), "model_config": json.dumps(MINI.to_dict()), "train_config": "{}",
+                "state": json.dumps({"step": 1})}, folder / "last.pt")
+    from safetensors.torch import load_file
+
+    exported = load_file(str(export(folder, tmp_path / "out.safetensors")))
+    assert torch.equal(exported["unet.conv_in.weight"], pair.ema.unet.conv_in.weight)
+    assert not any(key.startswith(("ema.", "model.")) for key in exported)

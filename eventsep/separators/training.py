@@ -131,10 +131,12 @@ def save_atomic(path: Path, payload: dict) -> None:
 def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    config: TrainConfig, model_config: dict, step: Callable[[np.random.Generator], torch.Tensor],
                    finish: Callable[[np.random.Generator], dict], progress: Callable[[dict], None],
-                   warm_start: str | Path | None = None) -> dict:
-    """Run `step(rng)` (returns the loss; the loop does the backward pass) for `minutes`, then `finish(rng)`
-    (validation figures, appended to the history). Resumes from `folder/last.pt`, else from `warm_start`
-    (exported weights: a fresh optimizer, the step count and history carry on)."""
+                   warm_start: str | Path | None = None, after_step: Callable[[], None] | None = None,
+                   exported_to_model: Callable[[dict], dict] = lambda state: state) -> dict:
+    """Run `step(rng)` (returns the loss; the loop does the backward pass and then calls `after_step`) for
+    `minutes`, then `finish(rng)` (validation figures, appended to the history). Resumes from
+    `folder/last.pt`, else from `warm_start` (exported weights, renamed by `exported_to_model`: a fresh
+    optimizer, the step count and history carry on)."""
     rng = np.random.default_rng(config.seed)
     state = {"step": 0, "seconds": 0.0, "history": []}
     last = folder / "last.pt"
@@ -148,7 +150,7 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(warm_start), strict=True)
+        model.load_state_dict(exported_to_model(load_file(warm_start)), strict=True)
         with safe_open(warm_start, "pt") as exported:
             state = json.loads(exported.metadata()["state"])
         rng = np.random.default_rng([config.seed, state["step"]])
@@ -166,6 +168,8 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         state["step"] += 1
         state["seconds"] += time.monotonic() - step_start
         if state["step"] % 50 == 0:
@@ -182,14 +186,18 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
 
 
 def export(folder: str | Path, destination: str | Path) -> Path:
-    """Write the trained weights (no optimizer) as safetensors with their configs and validation figures."""
+    """Write the trained weights (no optimizer) as safetensors with their configs and validation figures.
+    A checkpoint that holds an EMA copy (keys `ema.*`) exports that copy."""
     from safetensors.torch import save_file
 
     checkpoint = torch.load(Path(folder) / "last.pt", weights_only=True)
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.partial")
-    save_file({k: v.contiguous() for k, v in checkpoint["model"].items()}, partial,
+    weights = checkpoint["model"]
+    if any(key.startswith("ema.") for key in weights):
+        weights = {key[len("ema."):]: value for key, value in weights.items() if key.startswith("ema.")}
+    save_file({k: v.contiguous() for k, v in weights.items()}, partial,
               metadata={"model_config": checkpoint["model_config"], "train_config": checkpoint["train_config"],
                         "state": checkpoint["state"]})
     os.replace(partial, destination)

@@ -4,6 +4,8 @@ For each pair, t ~ U(0, 1) and noise ε give x_t = (1 − (1 − σmin)·t)·ε 
 normalised log-mel); the UNet, fed cat[x_t, mixture log-mel] and the MiniLM prompt embedding,
 regresses the velocity x₁ − (1 − σmin)·ε with an MSE, as the official model does on VAE latents.
 Random pairs, loudness augmentation and held-out validation are the mini AudioSep's (`..training`).
+As FlowSep does, an exponential moving average of the weights is kept; it is what is validated and
+exported (single checkpoints of a flow model sample much less steadily than their average).
 """
 
 from __future__ import annotations
@@ -21,6 +23,23 @@ from .model import MINI, SIGMA_MIN, FlowSep, FlowSepConfig
 # 2.56 s crops: 256 frames, a multiple of the UNet's 8× down-sampling
 DEFAULTS = TrainConfig(crop_seconds=2.56, batch_size=8, learning_rate=5e-4)
 VALIDATION_STEPS = 10
+EMA_DECAY = 0.995  # a time constant of 200 steps: CPU runs are thousands of steps, not FlowSep's 100 k
+
+
+class WithEma(torch.nn.Module):
+    """The trained model and its moving average, checkpointed together (`model.*`, `ema.*`)."""
+
+    def __init__(self, config: FlowSepConfig):
+        super().__init__()
+        self.model = FlowSep(config)
+        self.ema = FlowSep(config)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+
+    def update(self, decay: float = EMA_DECAY) -> None:
+        with torch.no_grad():
+            for average, current in zip(self.ema.parameters(), self.model.parameters()):
+                average.lerp_(current, 1 - decay)
 
 
 def flow_loss(model: FlowSep, mixtures: torch.Tensor, targets: torch.Tensor, conditions: torch.Tensor,
@@ -64,7 +83,8 @@ def train(folder: str | Path, minutes: float, config: TrainConfig = DEFAULTS,
     folder = Path(folder)
     torch.manual_seed(config.seed)
     data = training_data(folder, config, model_config.sample_rate)
-    model = FlowSep(model_config)
+    pair = WithEma(model_config)
+    model = pair.model
     optimizer = torch.optim.AdamW(model.unet.parameters(), lr=config.learning_rate)
     crop = int(config.crop_seconds * model_config.sample_rate)
 
@@ -73,6 +93,9 @@ def train(folder: str | Path, minutes: float, config: TrainConfig = DEFAULTS,
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
         return flow_loss(model, mixtures, targets, conditions, generator)
 
-    return resumable_loop(folder, minutes, model, optimizer, config, model_config.to_dict(), step,
-                          lambda rng: validate(model, data), progress, warm_start)
+    def both(exported: dict) -> dict:
+        return {f"{part}.{key}": value for part in ("model", "ema") for key, value in exported.items()}
 
+    return resumable_loop(folder, minutes, pair, optimizer, config, model_config.to_dict(), step,
+                          lambda rng: validate(pair.ema, data), progress, warm_start, after_step=pair.update,
+                          exported_to_model=both)
