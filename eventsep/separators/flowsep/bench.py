@@ -14,16 +14,16 @@ import torch
 from .model import MINI, OFFICIAL, FlowSep
 
 
-def _timed(function, device: str, repeats: int = 1) -> float:
-    function()  # warm-up (allocations, kernel selection)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(repeats):
+def _timed(function, device: str, warm_up: bool = True) -> float:
+    if warm_up:  # allocations, kernel selection
         function()
     if device == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - started) / repeats
+    started = time.perf_counter()
+    function()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
 
 
 def bench_model(name: str, config, device: str, steps: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list[str]:
@@ -47,7 +47,8 @@ def bench_model(name: str, config, device: str, steps: tuple[int, ...], dtype: t
         for part, function in parts.items():
             rows.append(f"| {name} | {device} {str(dtype).removeprefix('torch.')} | {part} | {_timed(function, device):.3f} |")
         for count in steps:
-            seconds = _timed(lambda: model.separate(wave, context, steps=count), device)
+            # every part already ran once at these shapes: no second warm-up
+            seconds = _timed(lambda: model.separate(wave, context, steps=count), device, warm_up=False)
             rows.append(f"| {name} | {device} {str(dtype).removeprefix('torch.')} | whole window, {count} steps | "
                         f"{seconds:.3f} |")
     return rows
