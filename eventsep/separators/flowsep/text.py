@@ -3,8 +3,6 @@ query embedding as a one-token sequence (mini)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -19,17 +17,13 @@ class T5TextEncoder:
         self.tokenizer = tokenizer
 
     @classmethod
-    def build(cls, tokenizer_file: str | Path | None = None) -> "T5TextEncoder":
+    def build(cls) -> "T5TextEncoder":
+        """FLAN-T5-large's encoder with random weights, for a strict load; the tokenizer comes on first use."""
         from transformers import T5EncoderModel
 
         from .model import flan_t5_large_config
 
-        tokenizer = None
-        if tokenizer_file is not None:
-            from transformers import T5TokenizerFast
-
-            tokenizer = T5TokenizerFast(tokenizer_file=str(tokenizer_file))
-        return cls(T5EncoderModel(flan_t5_large_config()), tokenizer)
+        return cls(T5EncoderModel(flan_t5_large_config()))
 
     def context(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         if self.tokenizer is None:
