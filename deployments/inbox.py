@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
+
+from eventsep.atomic import write_text
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -43,10 +44,7 @@ class Inbox:
 
     def _remember(self, digest: str, path: str) -> None:
         self.seen[digest] = path
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_file.with_name(f".{self.state_file.name}.{uuid.uuid4().hex}.partial")
-        temporary.write_text(json.dumps(self.seen, indent=1))
-        os.replace(temporary, self.state_file)
+        write_text(self.state_file, json.dumps(self.seen, indent=1))
 
     def query_for(self, path: str) -> str:
         """The query of a sidecar `<name>.json` ({"query": ...}) next to the upload, else the default."""

@@ -7,7 +7,6 @@ so a batch can report it and go on.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +16,7 @@ import soundfile
 import soxr
 
 from .hashing import recording_key
+from .atomic import atomic_file
 
 MIN_SECONDS = 0.1
 MAX_ARRAY_CHANNELS = 8
@@ -206,17 +206,9 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
         data = _quantised(data, _PCM_BITS[subtype])
     elif subtype not in ("FLOAT", "DOUBLE"):
         data = np.clip(data, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        with open(temporary, "xb") as handle:
-            channels = 1 if data.ndim == 1 else data.shape[1]
-            with soundfile.SoundFile(handle, "w", rate, channels, subtype=subtype, format=file_format) as out:
-                _without_peak_chunk(out)
-                out.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_file(path) as temporary, open(temporary, "xb") as handle:
+        channels = 1 if data.ndim == 1 else data.shape[1]
+        with soundfile.SoundFile(handle, "w", rate, channels, subtype=subtype, format=file_format) as out:
+            _without_peak_chunk(out)
+            out.write(data)
     return path

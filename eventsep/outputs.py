@@ -6,24 +6,13 @@ import csv
 import io
 import json
 import os
-import uuid
 from pathlib import Path
 
 from .audio import write_audio
+from .atomic import write_text
 from .pipeline import Result
 
 EVENT_COLUMNS = ("onset", "offset", "label", "peak")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomic: a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def events_csv(events: list[dict]) -> str:

@@ -9,15 +9,14 @@ naming the keys. `torch.load` is only ever called with `weights_only=True`.
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .backends import BackendUnavailable
+from .atomic import atomic_file
 from .hashing import file_sha256
 
 PACKAGE = Path(__file__).resolve().parent
@@ -118,22 +117,18 @@ def pull(name: str) -> Path:
     if entry.url is None:
         raise MissingWeights(f"{name} has no public address: it is made by `eventsep train {name}`")
     target = path_of(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(entry.url, timeout=30) as response, open(partial, "wb") as out:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise MissingWeights(f"cannot fetch {entry.url} ({error}); copy {entry.filename} into {target.parent}"
-                             ) from None
-    if entry.sha256 and digest.hexdigest() != entry.sha256:
-        partial.unlink(missing_ok=True)
-        raise MissingWeights(f"{entry.url} gave sha256 {digest.hexdigest()}, expected {entry.sha256}")
-    os.replace(partial, target)
+    with atomic_file(target) as partial:
+        try:
+            with urllib.request.urlopen(entry.url, timeout=30) as response, open(partial, "wb") as out:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+        except OSError as error:
+            raise MissingWeights(f"cannot fetch {entry.url} ({error}); copy {entry.filename} into {target.parent}"
+                                 ) from None
+        if entry.sha256 and digest.hexdigest() != entry.sha256:
+            raise MissingWeights(f"{entry.url} gave sha256 {digest.hexdigest()}, expected {entry.sha256}")
     return target
 
 
@@ -219,12 +214,8 @@ def convert(name: str) -> Path:
         storages.add(value.untyped_storage().data_ptr())
         tensors[key] = value.clone() if shared else value.contiguous()
     target = converted_path(path)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-    try:
+    with atomic_file(target) as partial:
         save_file(tensors, str(partial), metadata={"source_sha256": digest, "source": path.name})
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
     return target
 
 

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -20,6 +19,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .config import QueryParams
+from .atomic import atomic_file
 from .ontology import AudioSetClass, by_name, classes
 
 
@@ -381,15 +381,8 @@ def label_matrix(encoder: TextEncoder, cache_dir: Path | None = None) -> tuple[n
 def _save_atomically(path: Path, matrix: np.ndarray) -> None:
     """Write to a temporary file beside `path`, then rename; an unwritable cache only costs recomputing."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.save(out, matrix, allow_pickle=False)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as temporary, open(temporary, "wb") as out:
+            np.save(out, matrix, allow_pickle=False)
     except OSError:
         pass
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import struct
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,8 @@ import fsspec
 import numpy as np
 from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
+
+from . import atomic
 
 FORMAT = "eventsep-result/1"
 
@@ -114,17 +115,7 @@ class ResultStore:
         """Write atomically: readers see the old file or the whole new one, never a part."""
         path = self.path(name)
         if self.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            temporary = f"{path}.{uuid.uuid4().hex}.partial"
-            try:
-                with open(temporary, "wb") as handle:
-                    handle.write(blob)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, path)
-            finally:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
+            atomic.write_bytes(path, blob)
         else:
             # Object stores (S3, GCS) publish an upload only once it is complete.
             self.fs.pipe_file(path, blob)

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import load_audio
+from ..atomic import atomic_file
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_VERSION = 1
@@ -130,10 +129,8 @@ def _cached(description: str, sample_rate: int, render) -> np.ndarray:
         wav = Path(folder) / "render.wav"
         render(wav)
         samples = load_audio(wav, sample_rate, min_seconds=0.01).samples
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial.npy")
-    np.save(temporary, samples)
-    os.replace(temporary, path)
+    with atomic_file(path, suffix=".npy") as temporary:
+        np.save(temporary, samples)
     return samples
 
 
