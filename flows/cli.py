@@ -178,8 +178,6 @@ def cmd_refuse(args) -> int:
 
 def cmd_detect(args) -> int:
     """SED alone: the event table of the named classes, or of every class that reaches θ."""
-    import numpy as np
-
     from eventsep.api import as_audio, local_runner
     from eventsep.config import MaskParams, SedParams
     from eventsep.mask import compute_mask
@@ -260,21 +258,34 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def training_setting(text: str) -> tuple[str, object]:
+    """`field=value` with a JSON value (`learning_rate=3e-4`, `train_seeds=[0,2000]`)."""
+    name, separator, value = text.partition("=")
+    if not separator:
+        raise ValueError(f"--set takes FIELD=VALUE, got {text!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError(f"--set {name}: {value!r} is not a JSON value (a number, true, null or [a, b])") from None
+
+
 def cmd_train(args) -> int:
     folder = args.folder or f"cache/training/{args.model}"
+    settings = dict(training_setting(text) for text in args.set)
     if args.local:
         from eventsep.pretrained import path_of
-        from eventsep.separators.training import export, warm_start_weights
-        from flows.train import trainer
+        from eventsep.separators.training import config_with, export, trainer, warm_start_weights
 
-        state = trainer(args.model).train(folder, args.minutes,
-                                          warm_start=warm_start_weights(args.model, args.fresh))
+        module = trainer(args.model)
+        state = module.train(folder, args.minutes, config_with(module.DEFAULTS, settings),
+                             warm_start=warm_start_weights(args.model, args.fresh))
         if args.export:
             print(f"exported {export(folder, path_of(args.model))}")
     else:
         from flows.train import train_mini_separator
 
-        state = train_mini_separator(args.model, folder, args.minutes, args.rounds, args.export, not args.fresh)
+        state = train_mini_separator(args.model, folder, args.minutes, args.rounds, args.export, not args.fresh,
+                                     settings)
     print(json.dumps(state["history"][-1] if state.get("history") else state))
     return EXIT_OK
 
@@ -386,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--folder", default=None, help="default: cache/training/MODEL")
     train.add_argument("--export", action="store_true", help="write the packaged weights afterwards")
     train.add_argument("--local", action="store_true", help="run in this process without Prefect")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="change a training setting (TrainConfig field, JSON value); repeatable")
     train.add_argument("--fresh", action="store_true",
                        help="without a checkpoint in --folder, start from random weights, not the packaged ones")
     train.set_defaults(run=cmd_train)

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import replace
-
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-# registry name of the packaged weights -> the module whose train() makes them
-TRAINERS = {"audiosep-mini": "eventsep.separators.audiosep.train",
-            "flowsep-mini": "eventsep.separators.flowsep.train"}
-
-
-def trainer(model: str):
-    """The module whose `train(folder, minutes, config, ...)` and `DEFAULTS` make `model`."""
-    if model not in TRAINERS:
-        raise ValueError(f"unknown model {model!r}; trainable: {', '.join(TRAINERS)}")
-    return importlib.import_module(TRAINERS[model])
+from eventsep.separators.training import config_with, trainer
 
 
 @task(name="train_round", cache_policy=NO_CACHE)
@@ -26,7 +14,7 @@ def train_round(model: str, folder: str, minutes: float, warm_start: bool, confi
 
     logger = get_run_logger()
     module = trainer(model)
-    return module.train(folder, minutes, replace(module.DEFAULTS, **config),
+    return module.train(folder, minutes, config_with(module.DEFAULTS, config),
                         progress=lambda row: logger.warning("%s", row),
                         warm_start=warm_start_weights(model, not warm_start))
 
@@ -38,7 +26,7 @@ def train_mini_separator(model: str = "audiosep-mini", folder: str | None = None
     """Train `rounds` × `minutes / rounds`, continuing from the folder's checkpoint (or, without one and with
     `warm_start`, from the packaged weights); validate after each round. `config` changes TrainConfig fields."""
     folder = folder or f"cache/training/{model}"
-    trainer(model)
+    config_with(trainer(model).DEFAULTS, config or {})  # an unknown model or setting fails before a round
     state = {}
     for _ in range(rounds):
         state = train_round(model, folder, minutes / rounds, warm_start, config or {})

@@ -129,3 +129,14 @@ def test_models_convert_needs_confirmation_then_the_loader_reads_the_safetensors
     torch.save({"state_dict": {"encoder.a": torch.zeros(1)}}, path)
     with pytest.raises(pretrained.StrictLoadError, match="was not made from this"):
         pretrained.checkpoint_tensors(path)
+
+
+@pytest.mark.parametrize("setting, named", [("learning_rat=1e-3", "learning_rat"), ("learning_rate", "FIELD=VALUE"),
+                                            ("learning_rate=fast", "learning_rate")])
+def test_a_bad_training_setting_exits_2_with_one_line_before_any_work(cache_env, capsys, setting, named):
+    folder = cache_env / "training"
+    assert main(["train", "audiosep-mini", "--local", "--minutes", "0", "--folder", str(folder),
+                 "--set", setting]) == EXIT_BAD_INPUT
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and named in error
+    assert not folder.exists()

@@ -1,4 +1,5 @@
-"""The mini AudioSep training is resumable: a second call continues from the first one's checkpoint."""
+"""The mini separators' training: resumable, with checked settings, an optional annealed rate and a corpus
+rendered again when its seeds change."""
 
 import json
 
@@ -36,3 +37,52 @@ def test_training_resumes_and_exports(tmp_path, monkeypatch):
     third = train(folder, 0.05, config, progress=rows.append, warm_start=path)
     assert third["step"] > second["step"]
     assert [h["step"] for h in third["history"]][:2] == [first["step"], second["step"]]
+
+
+def test_learning_rate_falls_along_a_half_cosine_when_asked():
+    from eventsep.separators.training import learning_rate_at
+
+    constant = TrainConfig(learning_rate=1e-3)
+    assert learning_rate_at(constant, 0.0) == learning_rate_at(constant, 0.9) == 1e-3
+    annealed = TrainConfig(learning_rate=1e-3, final_learning_rate=1e-5)
+    rates = [learning_rate_at(annealed, f) for f in (0.0, 0.25, 0.5, 1.0, 1.5)]
+    assert rates[0] == pytest.approx(1e-3) and rates[3] == pytest.approx(1e-5) and rates[4] == rates[3]
+    assert rates[2] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert rates[0] > rates[1] > rates[2] > rates[3]
+
+
+def test_settings_are_checked_by_name_and_lists_become_tuples():
+    from eventsep.separators.training import config_with
+
+    config = config_with(TrainConfig(), {"train_seeds": [0, 2000], "final_learning_rate": 1e-5})
+    assert config.train_seeds == (0, 2000) and config.final_learning_rate == 1e-5
+    with pytest.raises(ValueError, match="unknown training setting.*learning_rat\\b"):
+        config_with(TrainConfig(), {"learning_rat": 1e-3})
+
+
+def test_training_data_is_rendered_again_when_its_seeds_change(tmp_path, monkeypatch):
+    """The cached corpus in a training folder belongs to one set of seeds, lengths and rate: a run with
+    other seeds must not silently train on the old items."""
+    import numpy as np
+
+    from eventsep.separators import training
+
+    rendered = []
+
+    def fake_items(seeds, seconds, sample_rate):
+        rendered.append((seeds.start, seeds.stop))
+        count = len(seeds)
+        return {"target": np.full((count, 4), seeds.start, np.float32), "interferer": np.zeros((count, 4), np.float32),
+                "prompts": [[f"item {s}"] for s in seeds], "kinds": ["k"] * count}
+
+    monkeypatch.setattr(training, "corpus_items", fake_items)
+    monkeypatch.setattr(training, "embed_prompts",
+                        lambda groups: (sorted({p for g in groups for p in g}), np.zeros((sum(map(len, groups)), 3))))
+    small = TrainConfig(train_seeds=(0, 2), validation_seeds=(10, 11))
+    first = training.training_data(tmp_path, small, 16000)
+    again = training.training_data(tmp_path, small, 16000)
+    assert rendered == [(0, 2), (10, 11)] and len(again.arrays["target"]) == len(first.arrays["target"]) == 2
+    larger = training.training_data(tmp_path, TrainConfig(train_seeds=(0, 5), validation_seeds=(10, 11)), 16000)
+    assert len(larger.arrays["target"]) == 5 and rendered[2:] == [(0, 5), (10, 11)]
+    training.training_data(tmp_path, small, 32000)
+    assert len(rendered) == 6

@@ -8,15 +8,15 @@ continues from `last.pt`, or, on a machine without it, from exported weights (`w
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_file
 
 
 @dataclass
@@ -33,6 +33,44 @@ class TrainConfig:
     target_crop_share: float = 0.8
     checkpoint_minutes: float = 3.0
     seed: int = 0
+    # when set, the rate falls from learning_rate to this along a half cosine over each round's minutes
+    final_learning_rate: float | None = None
+
+
+# registry name of the packaged weights -> the module whose train(folder, minutes, config, ...) and
+# DEFAULTS make them
+TRAINERS = {"audiosep-mini": "eventsep.separators.audiosep.train",
+            "flowsep-mini": "eventsep.separators.flowsep.train"}
+
+
+def trainer(model: str):
+    """The training module of packaged model `model`."""
+    import importlib
+
+    if model not in TRAINERS:
+        raise ValueError(f"unknown model {model!r}; trainable: {', '.join(TRAINERS)}")
+    return importlib.import_module(TRAINERS[model])
+
+
+def config_with(defaults: TrainConfig, overrides: dict) -> TrainConfig:
+    """`defaults` with `overrides` ({field: value}); an unknown field is refused by name."""
+    from dataclasses import fields, replace
+
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    tuples = {k: tuple(v) for k, v in overrides.items() if isinstance(v, list)}
+    return replace(defaults, **{**overrides, **tuples})
+
+
+def learning_rate_at(config: TrainConfig, fraction: float) -> float:
+    """The rate `fraction` (0..1) of the way through a round."""
+    if config.final_learning_rate is None:
+        return config.learning_rate
+    fraction = min(max(fraction, 0.0), 1.0)
+    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * 0.5 * (
+        1 + np.cos(np.pi * fraction))
 
 
 def corpus_items(seeds: range, seconds: float, sample_rate: int) -> dict[str, np.ndarray | list]:
@@ -67,23 +105,26 @@ class TrainingData:
 def training_data(folder: Path, config: TrainConfig, sample_rate: int) -> TrainingData:
     """The corpus items of `config` at `sample_rate`, rendered once into `folder` and read back after."""
     data_path = folder / "data.npz"
-    if data_path.exists():
+    spec = {"train_seeds": list(config.train_seeds), "validation_seeds": list(config.validation_seeds),
+            "item_seconds": config.item_seconds, "sample_rate": sample_rate}
+    meta = json.loads((folder / "data.json").read_text()) if data_path.exists() else {}
+    if meta.get("spec") == spec:
         arrays = dict(np.load(data_path, allow_pickle=False))
-        meta = json.loads((folder / "data.json").read_text())
-    else:
+    else:  # absent, or rendered for other seeds, lengths or rate: render again
         train_items = corpus_items(range(*config.train_seeds), config.item_seconds, sample_rate)
         valid_items = corpus_items(range(*config.validation_seeds), config.item_seconds, sample_rate)
         texts, vectors = embed_prompts(train_items["prompts"] + valid_items["prompts"])
         arrays = {"target": train_items["target"], "interferer": train_items["interferer"],
                   "valid_target": valid_items["target"], "valid_interferer": valid_items["interferer"],
                   "embeddings": vectors}
-        meta = {"texts": texts, "prompts": train_items["prompts"], "valid_prompts": valid_items["prompts"],
+        meta = {"spec": spec, "texts": texts, "prompts": train_items["prompts"], "valid_prompts": valid_items["prompts"],
                 "kinds": train_items["kinds"]}
         folder.mkdir(parents=True, exist_ok=True)
-        # data.json first: data.npz, published last and atomically, is what marks the pair complete
+        # data.npz, published last and atomically, is what marks the pair complete: an older one goes first
+        data_path.unlink(missing_ok=True)
         (folder / "data.json").write_text(json.dumps(meta))
-        np.savez(data_path.with_suffix(".partial.npz"), **arrays)
-        os.replace(data_path.with_suffix(".partial.npz"), data_path)
+        with atomic_file(data_path, suffix=".npz") as temporary:
+            np.savez(temporary, **arrays)
     embeddings = {t: arrays["embeddings"][i] for i, t in enumerate(meta["texts"])}
     prompt_index = [[meta["texts"].index(p) for p in group] for group in meta["prompts"]]
     valid = {"target": arrays["valid_target"], "interferer": arrays["valid_interferer"],
@@ -122,10 +163,8 @@ def _crop_offset(rng: np.random.Generator, target: np.ndarray, crop: int, share:
 
 
 def save_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    with atomic_file(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -164,6 +203,8 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
     model.train()
     while time.monotonic() - started < minutes * 60:
         step_start = time.monotonic()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(config, (step_start - started) / (minutes * 60))
         loss = step(rng)
         optimizer.zero_grad()
         loss.backward()
@@ -174,6 +215,7 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
         state["seconds"] += time.monotonic() - step_start
         if state["step"] % 50 == 0:
             progress({"step": state["step"], "loss": round(float(loss.detach()), 4),
+                      "learning_rate": float(f"{optimizer.param_groups[0]['lr']:.3g}"),
                       "steps_per_second": round(1 / (time.monotonic() - step_start), 2)})
         if time.monotonic() - saved > config.checkpoint_minutes * 60:
             checkpoint()
@@ -191,17 +233,14 @@ def export(folder: str | Path, destination: str | Path) -> Path:
     from safetensors.torch import save_file
 
     checkpoint = torch.load(Path(folder) / "last.pt", weights_only=True)
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.partial")
     weights = checkpoint["model"]
     if any(key.startswith("ema.") for key in weights):
         weights = {key[len("ema."):]: value for key, value in weights.items() if key.startswith("ema.")}
-    save_file({k: v.contiguous() for k, v in weights.items()}, partial,
-              metadata={"model_config": checkpoint["model_config"], "train_config": checkpoint["train_config"],
-                        "state": checkpoint["state"]})
-    os.replace(partial, destination)
-    return destination
+    with atomic_file(destination) as temporary:
+        save_file({k: v.contiguous() for k, v in weights.items()}, temporary,
+                  metadata={"model_config": checkpoint["model_config"], "train_config": checkpoint["train_config"],
+                            "state": checkpoint["state"]})
+    return Path(destination)
 
 
 def warm_start_weights(name: str, fresh: bool = False) -> Path | None:
