@@ -7,7 +7,6 @@ os.environ.setdefault("EVENTSEP_CACHE", tempfile.mkdtemp(prefix="eventsep-eval-"
 import eventsep.api as api
 from eventsep.corpus import make_mixture
 from eventsep.metrics import si_sdr_improvement
-from eventsep.fusion import residual
 rows = {"separator, mask off": [], "separator + SED mask (default)": [], "mixture × SED mask (no separator)": []}
 for seed in range(100_000, 100_012):
     m = make_mixture(seed)

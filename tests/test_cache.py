@@ -1,7 +1,5 @@
 """The cache without Prefect: what each change invalidates, concurrency, damaged files."""
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 

@@ -8,7 +8,7 @@ import pytest
 from eventsep import backends
 from eventsep.audio import load_audio
 from eventsep.corpus.sources import ALL_KINDS, render
-from eventsep.ontology import NUM_CLASSES, by_name, classes
+from eventsep.ontology import NUM_CLASSES, by_name
 from eventsep.sed.yamnet import FRAME_SECONDS, PARENT_MID, YamnetSed, log_mel_patches, patch_count
 
 RATE = 16000

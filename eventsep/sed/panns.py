@@ -9,8 +9,6 @@ sigmoid is inside the model and nothing applies another one.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -20,7 +20,7 @@ import torch
 
 from ..audio import resample
 from ..hashing import file_sha256
-from ..ontology import NUM_CLASSES, by_mid, classes
+from ..ontology import classes
 from . import SedOutput
 
 SAMPLE_RATE = 16000
