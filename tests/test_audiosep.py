@@ -111,3 +111,32 @@ def test_separator_backend_works_at_any_length():
         out = separator.separate(np.random.default_rng(2).standard_normal(length).astype(np.float32), "dog",
                                  SeparatorParams(chunk_seconds=1.0, overlap_seconds=0.25))
         assert out.shape == (length,) and np.isfinite(out).all()
+
+
+def test_mask_loss_keeps_its_gradient_where_the_mask_has_saturated_at_zero():
+    """A prompt the model answers with silence (mask logits far below zero) gets almost no gradient from the
+    waveform loss; the mask cross-entropy must still pull the mask towards the ideal one."""
+    from eventsep.separators.audiosep.train import loss_fn, mask_loss
+
+    torch.manual_seed(0)
+    config = ResUNetConfig(widths=(4, 8), pools=((2, 2), (2, 2)), condition_size=6, n_fft=128, hop=32,
+                           sample_rate=8000)
+    model = ResUNet30(config)
+    with torch.no_grad():
+        model.base.after_conv.bias.view(1, 3)[:, 0] = -12.0  # mask ≈ 6e-6 everywhere
+    mixture = torch.randn(2, 1, 4000)
+    target = 0.5 * mixture
+    condition = torch.randn(2, 6)
+
+    def mask_bias_gradient(loss) -> float:
+        model.zero_grad()
+        estimate, logits = model.separate_with_mask_logits(mixture, condition)
+        loss(estimate, logits).backward()
+        return model.base.after_conv.bias.grad.view(3)[0].item()
+
+    waveform = mask_bias_gradient(lambda estimate, logits: loss_fn(estimate, target, config, 1.0, 0.05))
+    cross_entropy = mask_bias_gradient(lambda estimate, logits: mask_loss(model, logits, mixture, target))
+    assert cross_entropy < 0, "the cross-entropy must push the mask up towards the ideal 0.5"
+    assert abs(cross_entropy) > 50 * abs(waveform)
+    estimate, _ = model.separate_with_mask_logits(mixture, condition)
+    torch.testing.assert_close(estimate, model(mixture, condition))

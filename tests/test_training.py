@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_training_resumes_and_exports(tmp_path, monkeypatch):
     monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
     config = TrainConfig(train_seeds=(0, 3), validation_seeds=(100_000, 100_001), item_seconds=2.5,
-                         crop_seconds=1.0, batch_size=2)
+                         crop_seconds=1.0, batch_size=2, final_learning_rate=1e-4, mask_weight=1.0)
     folder = tmp_path / "run"
     rows = []
     first = train(folder, 0.05, config, progress=rows.append)

@@ -30,6 +30,7 @@ class TrainConfig:
     gain_db: float = 10.0
     spectral_weight: float = 1.0
     snr_weight: float = 0.05
+    mask_weight: float = 0.0  # AudioSep: weight of the cross-entropy between its mask and the ideal ratio mask
     target_crop_share: float = 0.8
     checkpoint_minutes: float = 3.0
     seed: int = 0
@@ -69,8 +70,10 @@ def learning_rate_at(config: TrainConfig, fraction: float) -> float:
     if config.final_learning_rate is None:
         return config.learning_rate
     fraction = min(max(fraction, 0.0), 1.0)
-    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * 0.5 * (
-        1 + np.cos(np.pi * fraction))
+    # a Python float: a numpy scalar in the optimizer's state would make the checkpoint unreadable with
+    # torch.load(weights_only=True)
+    return float(config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * 0.5 * (
+        1 + np.cos(np.pi * fraction)))
 
 
 def corpus_items(seeds: range, seconds: float, sample_rate: int) -> dict[str, np.ndarray | list]:

@@ -137,6 +137,11 @@ class ResUNetBase(nn.Module):
 
     def forward(self, mixture: torch.Tensor, film: dict) -> torch.Tensor:
         """mixture (batch, 1, samples) → separated (batch, 1, samples)."""
+        return self.separate(mixture, film)[0]
+
+    def separate(self, mixture: torch.Tensor, film: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The separated waveform (batch, 1, samples) and the magnitude mask's logits (batch, 1, frames, bins),
+        for losses that must not vanish where the sigmoid saturates."""
         batch, _, length = mixture.shape
         spec = self.spectrogram(mixture[:, 0])
         magnitude = spec.abs().clamp_min(1e-10)[:, None]  # (B, 1, T, F)
@@ -161,7 +166,7 @@ class ResUNetBase(nn.Module):
         out = F.relu(magnitude * mask) * phase * rotation  # (B, C, T, F)
         waveform = torch.istft(out[:, 0].transpose(1, 2), self.config.n_fft, self.config.hop,
                                window=self.window, center=True, length=length)
-        return waveform[:, None]
+        return waveform[:, None], x[:, :, 0]
 
 
 class FiLM(nn.Module):
@@ -203,3 +208,7 @@ class ResUNet30(nn.Module):
 
     def forward(self, mixture: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return self.base(mixture, self.film(condition))
+
+    def separate_with_mask_logits(self, mixture: torch.Tensor, condition: torch.Tensor
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.base.separate(mixture, self.film(condition))
