@@ -246,6 +246,11 @@ def cmd_bench(args) -> int:
 
         print(bench((10.0, 60.0)))
         return EXIT_OK
+    if args.what == "clap-text":
+        from eventsep.separators.audiosep.bench import bench_text_query
+
+        print(bench_text_query())
+        return EXIT_OK
     if args.what == "flowsep":
         from eventsep.separators.flowsep.bench import bench
 
@@ -382,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache", "audiosep", "flowsep"])
+    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep"])
     bench.add_argument("--steps", type=int, nargs="+", default=[1, 10, 20], help="flowsep: ODE step counts")
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
     bench.add_argument("--query", default=EXAMPLE_QUERY)

@@ -1,6 +1,6 @@
-"""CPU time and peak memory of the official-size AudioSep network (random weights): chunked vs one pass.
-
-Each case runs in its own process so that its peak resident memory can be read on its own.
+"""Benchmarks of the official-size AudioSep (random weights): CPU time and peak memory of the network,
+chunked vs one pass (each case in its own process, so that its peak resident memory can be read on its
+own); and the time of one CLAP text query, padded to its own length vs to 512 tokens as the official code does.
 """
 
 from __future__ import annotations
@@ -47,6 +47,32 @@ def bench(lengths=(10.0, 60.0), chunk: float = 10.0) -> str:
             ratio = row["cpu_s"] / single["cpu_s"]
             rows.append(f"| {seconds:g} s | {mode} | {row['cpu_s']:.1f} | {row['wall_s']:.1f} | "
                         f"{row['peak_mb']:.0f} | {ratio:.2f} |")
+    return "\n".join(rows)
+
+
+def bench_text_query(token_counts=(8, 16, 77, 512), repeats: int = 5) -> str:
+    """Median wall time of one query through CLAP's text branch at each padded length. Token ids are random:
+    the cost depends only on the length, and the tokenizer's files are not needed."""
+    import statistics
+
+    import torch
+
+    from .clap_text import ClapText
+
+    torch.manual_seed(0)
+    model = ClapText().eval()
+    rows = ["| query padded to | median s per query | threads |", "|---:|---:|---:|"]
+    with torch.inference_mode():
+        for count in token_counts:
+            ids = torch.randint(3, 50_000, (1, count))
+            mask = torch.ones_like(ids)
+            model(ids, mask)  # warm-up
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                model(ids, mask)
+                times.append(time.perf_counter() - started)
+            rows.append(f"| {count} tokens | {statistics.median(times):.3f} | {torch.get_num_threads()} |")
     return "\n".join(rows)
 
 
