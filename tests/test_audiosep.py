@@ -140,3 +140,22 @@ def test_mask_loss_keeps_its_gradient_where_the_mask_has_saturated_at_zero():
     assert abs(cross_entropy) > 50 * abs(waveform)
     estimate, _ = model.separate_with_mask_logits(mixture, condition)
     torch.testing.assert_close(estimate, model(mixture, condition))
+
+
+def test_packaged_mini_audiosep_separates_held_out_corpus_mixtures():
+    """A floor under the committed weights, on validation seeds never used in training: a retrained model that
+    answers a prompt with silence or stops separating does not get committed unnoticed."""
+    from eventsep import backends
+    from eventsep.corpus import make_mixture
+    from eventsep.metrics import si_sdr_improvement
+
+    separator = backends.get("separator", "audiosep")
+    assert separator.name == "audiosep" and separator.sample_rate == 16000
+    scores, levels = [], []
+    for seed in range(100_000, 100_008):
+        item = make_mixture(seed, sample_rate=16000, seconds=4.0)
+        estimate = separator.separate(item.mixture, item.prompts[0], SeparatorParams())
+        scores.append(si_sdr_improvement(estimate, item.target, item.mixture))
+        levels.append(10 * np.log10(np.sum(estimate ** 2) / np.sum(item.target ** 2)))
+    assert min(levels) > -30, f"silent answers: {np.round(levels, 1)}"
+    assert np.median(scores) >= 6.0, np.round(scores, 1)
