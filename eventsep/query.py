@@ -18,8 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .config import QueryParams
 from .atomic import atomic_file
+from .config import QueryParams
 from .ontology import AudioSetClass, by_name, classes
 
 

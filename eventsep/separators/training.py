@@ -165,11 +165,6 @@ def _crop_offset(rng: np.random.Generator, target: np.ndarray, crop: int, share:
     return int(np.clip(centre - crop // 2, 0, latest))
 
 
-def save_atomic(path: Path, payload: dict) -> None:
-    with atomic_file(path) as temporary:
-        torch.save(payload, temporary)
-
-
 def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    config: TrainConfig, model_config: dict, step: Callable[[np.random.Generator], torch.Tensor],
                    finish: Callable[[np.random.Generator], dict], progress: Callable[[dict], None],
@@ -198,9 +193,10 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
         rng = np.random.default_rng([config.seed, state["step"]])
 
     def checkpoint() -> None:
-        save_atomic(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "state": json.dumps(state), "model_config": json.dumps(model_config),
-                           "train_config": json.dumps(asdict(config))})
+        with atomic_file(last) as temporary:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "state": json.dumps(state), "model_config": json.dumps(model_config),
+                        "train_config": json.dumps(asdict(config))}, temporary)
 
     started = saved = time.monotonic()
     model.train()
