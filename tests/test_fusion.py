@@ -162,3 +162,14 @@ def test_fuse_aligns_a_late_16k_estimate_before_combining():
     unaligned = fuse(first, RATE, second, 16000, params.model_copy(update={"max_lag_ms": 0}), out_rate=RATE)
     assert si_sdr(aligned[RATE // 10:], first[RATE // 10:]) > 30
     assert si_sdr(unaligned[RATE // 10:], first[RATE // 10:]) < 10
+
+
+def test_loudness_matching_brings_a_quiet_second_estimate_to_the_first():
+    """With rms_match (the default) a second estimate at 0.1x the first's level is scaled to it before the
+    magnitudes mix, so rate fusion at alpha 0.5 gives the first back; without it, 0.5 + 0.5 x 0.1 = 0.55x."""
+    first = tone(1000) + tone(2500, amplitude=0.2)
+    matched = fuse(first, RATE, 0.1 * first, RATE, FusionParams(mode="rate", alpha=0.5), out_rate=RATE)
+    np.testing.assert_allclose(matched, first, atol=2e-3)
+    unmatched = fuse(first, RATE, 0.1 * first, RATE, FusionParams(mode="rate", alpha=0.5, rms_match=False),
+                     out_rate=RATE)
+    assert np.sqrt(np.mean(unmatched ** 2) / np.mean(first ** 2)) == pytest.approx(0.55, rel=0.01)
