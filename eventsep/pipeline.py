@@ -18,6 +18,7 @@ from pydantic import Field
 
 from . import backends
 from .audio import Audio, resample
+from .cards import default_separators
 from .config import FusionMode, FusionParams, MaskMode, MaskParams, QueryParams, SedParams, SeparatorParams, StageParams
 from .hashing import stage_key
 from .locks import OwnedFileLockManager
@@ -43,7 +44,8 @@ class RunOptions(StageParams):
 
     encoder: str = "minilm"
     sed: str = "yamnet"
-    separators: tuple[str, ...] = ("audiosep", "flowsep")
+    # audiosep, plus flowsep where its model card shows it within 3 dB of AudioSep (eventsep/cards.py)
+    separators: tuple[str, ...] = Field(default_factory=default_separators)
     query: QueryParams = Field(default_factory=QueryParams)
     sed_params: SedParams = Field(default_factory=SedParams)
     separator: SeparatorParams = Field(default_factory=SeparatorParams)

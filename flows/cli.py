@@ -50,7 +50,8 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
                                              "progressive-reversed"])
     parser.add_argument("--alpha", type=float, help="weight of the first separator in --fusion rate")
     parser.add_argument("--split-hz", type=float, help="crossover of the band modes")
-    parser.add_argument("--separators", help='comma-separated, first gives the phase (default "audiosep,flowsep")')
+    parser.add_argument("--separators", help="comma-separated, first gives the phase (default audiosep, and flowsep "
+                        "where its model card shows it within 3 dB of AudioSep: `eventsep models card NAME`)")
     parser.add_argument("--sed", help="SED backend (default yamnet)")
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
     parser.add_argument("--reference", help="clean target recording: adds metrics")
@@ -298,6 +299,12 @@ def cmd_train(args) -> int:
 def cmd_models(args) -> int:
     from eventsep import pretrained
 
+    if args.action == "card":
+        from eventsep.cards import card_names, load_card, render
+
+        for name in [args.name] if args.name else card_names():
+            print(render(load_card(name)) + "\n")
+        return EXIT_OK
     names = [args.name] if args.name else list(pretrained.REGISTRY)
     if args.action == "list":
         print(f"model folder: {pretrained.models_dir()}")
@@ -409,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     models = commands.add_parser("models", help="list, verify or pull the model files")
-    models.add_argument("action", choices=["list", "verify", "pull", "convert"])
+    models.add_argument("action", choices=["list", "verify", "pull", "convert", "card"])
     models.add_argument("name", nargs="?")
     models.add_argument("--yes", action="store_true", help="convert: confirm unpickling without a prompt")
     models.set_defaults(run=cmd_models)
