@@ -450,12 +450,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run a Prefect flow unless --local is given.
+FLOW_COMMANDS = ("separate", "batch", "refuse", "train")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`argv` None means a program run (the console script, `python -m flows.cli`): only then does Ctrl-C
+    or SIGTERM end the process at once, and the temporary Prefect server die with it even on kill -9."""
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # its options are deployments.local's own
         return cmd_serve(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     prepare_prefect_environment(args.verbose)
+    if as_program:
+        from eventsep.procs import exit_promptly_on_signals
+
+        exit_promptly_on_signals()
+        if args.command in FLOW_COMMANDS and not args.local:
+            from flows.temporary_server import start_temporary_server
+
+            start_temporary_server()
     warnings_shown = plain_warnings()
     warnings_shown.__enter__()
     from pydantic import ValidationError
