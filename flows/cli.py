@@ -71,6 +71,8 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
     parser.add_argument("--reference", help="clean target recording: adds metrics")
     parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress display (none either when stderr is not a terminal)")
 
 
 def options_from_args(args: argparse.Namespace):
@@ -87,35 +89,26 @@ def options_from_args(args: argparse.Namespace):
     return make_options(mask=mask, fusion=fusion, separators=separators, sed=args.sed, encoder=args.encoder)
 
 
-@contextmanager
-def progress(message: str, quiet: bool):
-    """A spinner with elapsed time on stderr while long work runs (nothing when not a terminal)."""
-    if quiet or not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message):
-        yield
-
-
 def cmd_separate(args) -> int:
+    from flows.progress import ProgressDisplay
+
     options = options_from_args(args)
     started = time.perf_counter()
-    with progress(f"separating {args.input} ...", args.quiet):
+    with ProgressDisplay(args.quiet) as display:
         if args.local:
             from eventsep.api import separate
             from eventsep.outputs import write_result
             from flows.separate import output_stem
 
-            result = separate(args.input, args.query, options=options, reference=args.reference)
+            result = separate(args.input, args.query, options=options, reference=args.reference, progress=display)
+            display("write", None)
             summary = {"outputs": write_result(result, args.output, output_stem(args.input)),
                        "metrics": result.metrics, "events": result.events, "separators": result.separators,
                        "note": result.extra.get("mask_note")}
         else:
             from flows.separate import separate_flow
 
-            summary = separate_flow(args.input, args.query, args.output, options, args.reference)
+            summary = separate_flow(args.input, args.query, args.output, options, args.reference, display)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     _print_summary(summary, args)
     return EXIT_OK
@@ -365,7 +358,8 @@ def cmd_serve(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventsep", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="Prefect's logs at INFO")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress display (there is none either when stderr is not a terminal)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     commands = parser.add_subparsers(dest="command", required=True)
 

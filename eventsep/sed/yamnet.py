@@ -11,6 +11,7 @@ import csv
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -146,13 +147,19 @@ class YamnetSed:
         return (q["class_scores_scale"] * (out.astype(np.float32) - q["class_scores_zero_point"])).reshape(
             len(patches), -1)
 
-    def detect(self, samples: np.ndarray, sample_rate: int) -> SedOutput:
-        """Patches are computed and scored PATCHES_PER_BATCH at a time, so memory does not grow with length."""
+    def detect(self, samples: np.ndarray, sample_rate: int,
+               progress: Callable[[float], None] | None = None) -> SedOutput:
+        """Patches are computed and scored PATCHES_PER_BATCH at a time, so memory does not grow with length;
+        `progress`, when given, gets the fraction of patches done after each batch."""
         audio = resample(np.asarray(samples, np.float32), sample_rate, SAMPLE_RATE)
         total = patch_count(len(audio))
-        logits = np.concatenate([
-            self.logits(log_mel_patches(audio, first, min(PATCHES_PER_BATCH, total - first)))
-            for first in range(0, total, PATCHES_PER_BATCH)])
+        batches = []
+        for first in range(0, total, PATCHES_PER_BATCH):
+            count = min(PATCHES_PER_BATCH, total - first)
+            batches.append(self.logits(log_mel_patches(audio, first, count)))
+            if progress is not None:
+                progress((first + count) / total)
+        logits = np.concatenate(batches)
         if self.calibrated:
             logits = CALIBRATION["scale"] * logits + CALIBRATION["bias"]
         probs = 0.5 * (1.0 + np.tanh(0.5 * logits))  # the logistic function, without overflow
