@@ -4,8 +4,8 @@ Arrays go in as tensors and metadata as JSON in the safetensors header, so readi
 unpickles code. One sha256 covers the stage, the key, the metadata text and every array (name,
 dtype, shape, bytes). Local writes are atomic (temporary file, then rename); a truncated or damaged
 file is detected on read, deleted, named in one warning line and treated as missing, so the stage
-is recomputed. Files of an older format are recomputed without a warning. The Prefect tasks write the very same files, so a
-notebook can read what a deployment computed.
+is recomputed. Files of an older format are recomputed without a warning. The Prefect tasks write
+the very same files, so a notebook can read what a deployment computed.
 """
 
 from __future__ import annotations

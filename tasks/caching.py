@@ -3,8 +3,9 @@
 Prefect keeps a result as a payload file plus a metadata record. Here the payload *is* the
 `eventsep.store` file `<results>/<stage key>`, and the record is derived from it on every lookup
 (`PayloadRecords`): a record exists exactly when a complete payload that passes its checksum does.
-So a deleted, truncated or damaged result file is recomputed instead of failing, and results written by `eventsep.separate` without
-Prefect are cache hits for the flows, and the other way round.
+So a deleted, truncated or damaged result file is recomputed instead of failing (a damaged one is
+named in a warning), and results written by `eventsep.separate` without Prefect are cache hits for
+the flows, and the other way round.
 """
 
 from __future__ import annotations
