@@ -7,6 +7,7 @@ cached: `LocalRunner` (plain Python, the result store, a file lock) here, a Pref
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import threading
@@ -53,6 +54,19 @@ class RunOptions(StageParams):
     fusion: FusionParams = Field(default_factory=FusionParams)
 
 
+# Progress callbacks: `progress(stage, fraction)` with fraction None when a stage starts, then 0..1 as
+# a long stage (SED, each separator) gets through the recording. Stage inputs may carry one; keys
+# ignore it.
+Progress = Callable[[str, "float | None"], None]
+
+
+def _with_progress(method: Callable, *args: Any, progress: Callable[[float], None] | None) -> Any:
+    """Call a backend method with `progress` when it takes one (backends may leave it out)."""
+    if progress is not None and "progress" in inspect.signature(method).parameters:
+        return method(*args, progress=progress)
+    return method(*args)
+
+
 # ---------------------------------------------------------------- the stages
 
 def map_query_key(query: str, encoder: str, params: QueryParams) -> str:
@@ -69,14 +83,16 @@ def map_query(query: str, encoder: str, params: QueryParams) -> StageResult:
                        meta={"query": query, **mapping.to_dict()})
 
 
-def sed_key(recording: Audio, model: str, params: SedParams) -> str:
+def sed_key(recording: Audio, model: str, params: SedParams, progress: Any = None) -> str:
     identity = backends.get("sed", model).identity()
     return stage_key("sed", VERSIONS["sed"], params, inputs={"recording": recording.key},
                      weights={model: identity})
 
 
-def sed(recording: Audio, model: str, params: SedParams) -> StageResult:
-    output = backends.get("sed", model).detect(recording.samples, recording.sample_rate)
+def sed(recording: Audio, model: str, params: SedParams,
+        progress: Callable[[float], None] | None = None) -> StageResult:
+    output = _with_progress(backends.get("sed", model).detect, recording.samples, recording.sample_rate,
+                            progress=progress)
     return StageResult("sed", sed_key(recording, model, params),
                        arrays={"probs": np.asarray(output.probs, dtype=np.float32)},
                        meta={"frame_rate": float(output.frame_rate), "model": output.model})
@@ -125,7 +141,8 @@ def masked_input(recording: Audio, mask_result: StageResult) -> Audio:
     return Audio(samples, recording.sample_rate, recording.source, key_override=key)
 
 
-def separate_key(recording: Audio, mapping: StageResult, separator: str, params: SeparatorParams) -> str:
+def separate_key(recording: Audio, mapping: StageResult, separator: str, params: SeparatorParams,
+                 progress: Any = None) -> str:
     backend = backends.get("separator", separator)
     relevant = params.model_dump(include=set(backend.param_fields))
     return stage_key("separate", VERSIONS["separate"], relevant,
@@ -138,10 +155,12 @@ def target_text(mapping: StageResult) -> str:
     return mapping.meta.get("target_text") or mapping.meta["query"]
 
 
-def separate(recording: Audio, mapping: StageResult, separator: str, params: SeparatorParams) -> StageResult:
+def separate(recording: Audio, mapping: StageResult, separator: str, params: SeparatorParams,
+             progress: Callable[[float], None] | None = None) -> StageResult:
     backend = backends.get("separator", separator)
     samples = resample(recording.samples, recording.sample_rate, backend.sample_rate)
-    estimate = np.asarray(backend.separate(samples, target_text(mapping), params), dtype=np.float32)
+    estimate = np.asarray(_with_progress(backend.separate, samples, target_text(mapping), params,
+                                         progress=progress), dtype=np.float32)
     return StageResult("separate", separate_key(recording, mapping, separator, params),
                        arrays={"audio": estimate},
                        meta={"sample_rate": backend.sample_rate, "separator": separator})
@@ -263,16 +282,28 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                   metrics=metrics, extra={"mask_note": note} if (note := mask_result.meta.get("note")) else {})
 
 
+def _stage_progress(progress: Progress | None, stage: str) -> Callable[[float], None] | None:
+    """Tell `progress` that `stage` starts; the per-fraction callback for it (None without `progress`)."""
+    if progress is None:
+        return None
+    progress(stage, None)
+    return lambda fraction: progress(stage, fraction)
+
+
 def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
-        reference: np.ndarray | None = None) -> Result:
-    """The whole DAG for one recording and one query."""
+        reference: np.ndarray | None = None, progress: Progress | None = None) -> Result:
+    """The whole DAG for one recording and one query; `progress(stage, fraction)` hears how it goes."""
     options.mask.check_duration(recording.duration)
     if options.fusion.mode.startswith("band"):
         options.fusion.check_rate(recording.sample_rate)
     usable, reasons = backends.available("separator", options.separators)
+    _stage_progress(progress, "map_query")
     mapping = runner.run("map_query", query=query, encoder=options.encoder, params=options.query)
     try:
-        sed_result = runner.run("sed", recording=recording, model=options.sed, params=options.sed_params)
+        sed_progress = _stage_progress(progress, "sed")
+        sed_result = runner.run("sed", recording=recording, model=options.sed, params=options.sed_params,
+                                **({"progress": sed_progress} if sed_progress else {}))
+        _stage_progress(progress, "mask")
         mask_result = runner.run("mask", sed_result=sed_result, mapping=mapping, params=options.mask,
                                  recording=recording)
     except backends.BackendUnavailable as error:
@@ -282,9 +313,14 @@ def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
     if not usable:
         raise NoSeparatorAvailable(reasons, mask_result.meta["events"])
     separator_input = recording if options.mask.mask_at == "output" else masked_input(recording, mask_result)
-    estimates = runner.run_parallel([
-        ("separate", {"recording": separator_input, "mapping": mapping, "separator": name,
-                      "params": options.separator}) for name in usable[:2]])
+    calls = []
+    for name in usable[:2]:
+        inputs = {"recording": separator_input, "mapping": mapping, "separator": name, "params": options.separator}
+        if (separator_progress := _stage_progress(progress, f"separate ({name})")) is not None:
+            inputs["progress"] = separator_progress
+        calls.append(("separate", inputs))
+    estimates = runner.run_parallel(calls)
+    _stage_progress(progress, "fuse")
     fused = runner.run("fuse", first=estimates[0], second=estimates[1] if len(estimates) > 1 else None,
                        params=options.fusion, recording=recording)
     result = finish(recording, fused, mask_result, mapping, options, reference)

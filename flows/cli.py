@@ -38,6 +38,22 @@ def prepare_prefect_environment(verbose: bool = False) -> None:
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
 
 
+@contextmanager
+def plain_warnings():
+    """EventSep's warnings (a damaged result file, ...) as their own one line on stderr, on every path:
+    not in Prefect's log format, and not twice. The logger is as it was afterwards."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("eventsep")
+    saved = logger.handlers, logger.level, logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.handlers, logger.level, logger.propagate = saved
+
+
 def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", choices=["hard", "soft", "off"], help="mask mode (default soft)")
     parser.add_argument("--threshold", type=float, help="θ in [0, 1] (default 0.5)")
@@ -56,6 +72,8 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
     parser.add_argument("--reference", help="clean target recording: adds metrics")
     parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress display (none either when stderr is not a terminal)")
 
 
 def options_from_args(args: argparse.Namespace):
@@ -72,35 +90,26 @@ def options_from_args(args: argparse.Namespace):
     return make_options(mask=mask, fusion=fusion, separators=separators, sed=args.sed, encoder=args.encoder)
 
 
-@contextmanager
-def progress(message: str, quiet: bool):
-    """A spinner with elapsed time on stderr while long work runs (nothing when not a terminal)."""
-    if quiet or not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message):
-        yield
-
-
 def cmd_separate(args) -> int:
+    from flows.progress import ProgressDisplay
+
     options = options_from_args(args)
     started = time.perf_counter()
-    with progress(f"separating {args.input} ...", args.quiet):
+    with ProgressDisplay(args.quiet) as display:
         if args.local:
             from eventsep.api import separate
             from eventsep.outputs import write_result
             from flows.separate import output_stem
 
-            result = separate(args.input, args.query, options=options, reference=args.reference)
+            result = separate(args.input, args.query, options=options, reference=args.reference, progress=display)
+            display("write", None)
             summary = {"outputs": write_result(result, args.output, output_stem(args.input)),
                        "metrics": result.metrics, "events": result.events, "separators": result.separators,
                        "note": result.extra.get("mask_note")}
         else:
             from flows.separate import separate_flow
 
-            summary = separate_flow(args.input, args.query, args.output, options, args.reference)
+            summary = separate_flow(args.input, args.query, args.output, options, args.reference, display)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     _print_summary(summary, args)
     return EXIT_OK
@@ -293,6 +302,12 @@ def cmd_train(args) -> int:
         state = train_mini_separator(args.model, folder, args.minutes, args.rounds, args.export, not args.fresh,
                                      settings)
     print(json.dumps(state["history"][-1] if state.get("history") else state))
+    if args.export:
+        from eventsep.hashing import file_sha256
+        from eventsep.pretrained import path_of
+
+        print(f"record sha256 {file_sha256(path_of(args.model))} for {args.model} in eventsep/pretrained.py "
+              "(the weights are checked against it when loaded)")
     return EXIT_OK
 
 
@@ -310,7 +325,7 @@ def cmd_models(args) -> int:
         print(f"model folder: {pretrained.models_dir()}")
         for name in names:
             entry = pretrained.REGISTRY[name]
-            present = "present" if pretrained.path_of(name).is_file() else "absent"
+            present = "present" if pretrained.path_of(name).exists() else "absent"
             print(f"{name:32s} {present:8s} {entry.stage:36s} {entry.filename}  sha256={entry.sha256 or '-'}  "
                   f"{entry.url or 'made by this project'}")
         return EXIT_OK
@@ -334,10 +349,12 @@ def cmd_models(args) -> int:
         return EXIT_OK
     failures = 0
     for name in names:
-        ok, message = pretrained.verify(name)
-        failures += not ok
-        print(f"{'ok' if ok else 'FAILED':6s} {name}: {message}")
-    return EXIT_FAILED if failures else EXIT_OK
+        status, message = pretrained.verify(name)
+        failures += status == "failed"
+        print(f"{status.upper() if status == 'failed' else status:6s} {name}: {message}")
+    # absent optional files are not failures: exit 0 exactly when every file present is whole and the
+    # default backends have all theirs
+    return EXIT_BAD_INPUT if failures else EXIT_OK
 
 
 def cmd_serve(args) -> int:
@@ -348,7 +365,8 @@ def cmd_serve(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventsep", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="Prefect's logs at INFO")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress display (there is none either when stderr is not a terminal)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -433,12 +451,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run a Prefect flow unless --local is given.
+FLOW_COMMANDS = ("separate", "batch", "refuse", "train")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`argv` None means a program run (the console script, `python -m flows.cli`): only then does Ctrl-C
+    or SIGTERM end the process at once, and the temporary Prefect server die with it even on kill -9."""
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # its options are deployments.local's own
         return cmd_serve(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     prepare_prefect_environment(args.verbose)
+    if as_program:
+        from eventsep.procs import exit_promptly_on_signals
+
+        exit_promptly_on_signals()
+        if args.command in FLOW_COMMANDS and not args.local:
+            from flows.temporary_server import start_temporary_server
+
+            start_temporary_server()
+    warnings_shown = plain_warnings()
+    warnings_shown.__enter__()
     from pydantic import ValidationError
 
     from eventsep.audio import AudioError
@@ -463,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("eventsep: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings_shown.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from prefect import flow
 
@@ -18,12 +19,17 @@ def output_stem(audio_path: str) -> str:
 @flow(name="separate", log_prints=True)
 def separate_flow(audio_path: str, query: str, output_dir: str,
                   options: pipeline.RunOptions | None = None,
-                  reference_path: str | None = None) -> dict:
-    """Separate what `query` describes from `audio_path`; writes target, residual, events and report."""
+                  reference_path: str | None = None, progress: Callable | None = None) -> dict:
+    """Separate what `query` describes from `audio_path`; writes target, residual, events and report.
+    `progress(stage, fraction)` (in-process callers, e.g. the command line's display) hears how it goes."""
     options = options or pipeline.RunOptions()
+    if progress is not None:
+        progress("load", None)
     recording = load_recording(audio_path)
     reference = load_reference(reference_path, recording) if reference_path else None
-    result = pipeline.run(recording, query, options, PrefectRunner(), reference)
+    result = pipeline.run(recording, query, options, PrefectRunner(), reference, progress)
+    if progress is not None:
+        progress("write", None)
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
     summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
                "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),

@@ -79,8 +79,9 @@ def test_no_separator_exits_3_and_still_prints_the_events(cache_env, wav, capsys
 
 def test_missing_weights_name_the_file_the_folder_and_the_command(cache_env, capsys, monkeypatch):
     monkeypatch.setenv("EVENTSEP_MODELS", str(cache_env / "models"))
-    assert main(["models", "verify", "audiosep-base"]) == 1
+    assert main(["models", "verify", "audiosep-base"]) == EXIT_OK  # optional: absent is not a failure
     out = capsys.readouterr().out
+    assert out.startswith("absent")
     assert "audiosep_base_4M_steps.ckpt" in out and str(cache_env / "models") in out
     assert "eventsep models pull audiosep-base" in out
 
@@ -140,3 +141,25 @@ def test_a_bad_training_setting_exits_2_with_one_line_before_any_work(cache_env,
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and named in error
     assert not folder.exists()
+
+
+def test_a_damaged_result_file_is_named_in_one_line_and_recomputed(cache_env, wav, capsys):
+    import json
+    from pathlib import Path
+
+    from damage import change_meta_digit
+
+    out = cache_env / "out"
+    assert main(["separate", wav, "the tone", "-o", str(out), *STANDINS]) == EXIT_OK
+    events = (out / "tone.events.csv").read_text()
+    report = json.loads((out / "tone.report.json").read_text())
+    from eventsep.settings import settings
+    from eventsep.store import ResultStore
+
+    path = ResultStore(settings().results_url).path(report["keys"]["mask"])
+    change_meta_digit(Path(path), b"onset")
+    capsys.readouterr()
+    assert main(["separate", wav, "the tone", "-o", str(out), *STANDINS]) == EXIT_OK
+    [line] = capsys.readouterr().err.splitlines()
+    assert path in line and report["keys"]["mask"] in line and "damaged" in line
+    assert (out / "tone.events.csv").read_text() == events

@@ -11,6 +11,7 @@ from eventsep.api import make_options
 from eventsep.audio import write_audio
 from eventsep.settings import settings
 from eventsep.store import ResultStore
+from damage import change_meta_digit, flip_array_byte
 from standins import CALLS
 
 pytestmark = pytest.mark.slow
@@ -97,6 +98,28 @@ def test_deleted_and_truncated_results_are_recomputed_without_hanging(
     _, states = separate(wav, cache_env / "out", options)
     assert CALLS["standin-a"] == calls["standin-a"] + 1 and CALLS["sed"] == calls["sed"] + 1
     assert sorted(states["separate"]) == ["Cached", "Completed"]
+
+
+def test_damaged_results_are_recomputed_and_named_on_the_prefect_path(
+        prefect_server, cache_env, wav, standin_options, caplog):
+    options = make_options(standin_options)
+    summary, _ = separate(wav, cache_env / "out", options)
+    report = json.loads(Path(summary["outputs"]["report"]).read_text())
+    target = Path(summary["outputs"]["target"]).read_bytes()
+    store = ResultStore(settings().results_url)
+    damaged = {stage: Path(store.path(report["keys"][stage])) for stage in ("separate:standin-a", "mask")}
+    flip_array_byte(damaged["separate:standin-a"])
+    change_meta_digit(damaged["mask"], b"onset")
+    calls = dict(CALLS)
+    with caplog.at_level("WARNING", logger="eventsep.store"):
+        again, states = separate(wav, cache_env / "out", options)
+    assert CALLS["standin-a"] == calls["standin-a"] + 1
+    assert sorted(states["separate"]) == ["Cached", "Completed"] and states["mask"] == ["Completed"]
+    assert again["events"] == summary["events"]
+    assert Path(again["outputs"]["target"]).read_bytes() == target
+    warnings = [r.getMessage() for r in caplog.records if r.name == "eventsep.store"]
+    for stage, path in damaged.items():
+        assert any(str(path) in w and report["keys"][stage] in w for w in warnings)
 
 
 def test_lock_left_by_a_killed_run_does_not_block(prefect_server, cache_env, wav, standin_options):

@@ -125,3 +125,38 @@ def test_a_crash_mid_write_leaves_the_old_result_whole(tmp_path, monkeypatch):
     assert back is not None and back.meta["frame_rate"] == 100.0
     np.testing.assert_array_equal(back["probs"], sample_result()["probs"])
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [KEY]
+
+
+def test_one_changed_digit_in_the_metadata_is_refused_by_checksum():
+    blob = encode(sample_result())
+    position = blob.index(b"100.0")
+    changed = blob[:position] + b"900.0" + blob[position + 5:]
+    with pytest.raises(CorruptResult, match="checksum"):
+        decode(changed)
+
+
+def test_damaged_file_is_deleted_and_named_in_one_warning(tmp_path, caplog):
+    store = ResultStore(tmp_path)
+    store.save(sample_result())
+    path = tmp_path / KEY
+    blob = bytearray(path.read_bytes())
+    blob[-3] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with caplog.at_level("WARNING", logger="eventsep.store"):
+        assert store.load(KEY) is None
+    assert not path.exists()
+    [record] = caplog.records
+    assert str(path) in record.getMessage() and KEY in record.getMessage() and "\n" not in record.getMessage()
+
+
+def test_older_format_is_recomputed_without_a_warning(tmp_path, caplog):
+    import json
+
+    from safetensors.numpy import save
+
+    header = {"format": "eventsep-result/1", "stage": "sed", "key": KEY, "meta": {}, "sha256": "0" * 64}
+    (tmp_path / KEY).write_bytes(save({"probs": np.zeros(3, np.float32)},
+                                      metadata={"eventsep": json.dumps(header)}))
+    with caplog.at_level("WARNING", logger="eventsep.store"):
+        assert ResultStore(tmp_path).load(KEY) is None
+    assert not (tmp_path / KEY).exists() and not caplog.records

@@ -27,7 +27,8 @@ class AudioSepSeparator:
     def identity(self) -> str:
         return self._identity
 
-    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams) -> np.ndarray:
+    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
         condition = torch.from_numpy(np.asarray(self.embed(query), dtype=np.float32))[None]
         window = int(params.chunk_seconds * self.sample_rate)
         overlap = int(params.overlap_seconds * self.sample_rate)
@@ -38,7 +39,7 @@ class AudioSepSeparator:
         samples = np.asarray(samples, dtype=np.float32)
         # reflect padding of the STFT needs more than half a window of signal
         short = max(0, self.model.config.n_fft - len(samples))
-        estimate = apply_chunked(run, np.pad(samples, (0, short)), window, overlap)
+        estimate = apply_chunked(run, np.pad(samples, (0, short)), window, overlap, progress=progress)
         return estimate[: len(samples)]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -29,7 +31,8 @@ class FlowSepSeparator:
     def identity(self) -> str:
         return self._identity
 
-    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams) -> np.ndarray:
+    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
         context, mask = self.text.context(query)
         generator = torch.Generator().manual_seed(params.seed)
         overlap = min(int(params.overlap_seconds * self.sample_rate), self.window // 2)
@@ -45,7 +48,7 @@ class FlowSepSeparator:
             return estimate[:, None, :length].float().cpu()
 
         samples = np.asarray(samples, dtype=np.float32)
-        return apply_chunked(run, samples, self.window, overlap, self.batch_size)[: len(samples)]
+        return apply_chunked(run, samples, self.window, overlap, self.batch_size, progress)[: len(samples)]
 
 
 def official_present() -> bool:
