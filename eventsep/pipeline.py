@@ -258,15 +258,30 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                   keys={"recording": recording.key, "map_query": mapping.key, "mask": mask_result.key,
                         "fuse": fused.key},
                   separators=list(fused.meta["separators"]), options=options.model_dump(mode="json"),
-                  metrics=metrics, extra={"mask_note": note} if (note := mask_result.meta.get("note")) else {})
+                  metrics=metrics, extra=notes(recording, fused, mask_result, mapping, options))
+
+
+def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mapping: StageResult,
+          options: RunOptions) -> dict:
+    """What a run's report adds: the input's name, the mask's note, and `warnings`, one line each for what
+    the user should know (a weak or non-English query, a band split moved by the rate)."""
+    from .query_warnings import query_warnings
+
+    extra: dict[str, Any] = {"input": recording.source} if recording.source else {}
+    if note := mask_result.meta.get("note"):
+        extra["mask_note"] = note
+    warnings = query_warnings(mapping.meta)
+    if len(fused.meta["separators"]) > 1 and (moved := options.fusion.rate_note(recording.sample_rate)):
+        warnings.append(moved)
+    if warnings:
+        extra["warnings"] = warnings
+    return extra
 
 
 def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
         reference: np.ndarray | None = None) -> Result:
     """The whole DAG for one recording and one query."""
     options.mask.check_duration(recording.duration)
-    if options.fusion.mode.startswith("band"):
-        options.fusion.check_rate(recording.sample_rate)
     usable, reasons = backends.available("separator", options.separators)
     mapping = runner.run("map_query", query=query, encoder=options.encoder, params=options.query)
     try:
