@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from eventsep.audio import resample
-from eventsep.config import FusionParams, ParamError
+from eventsep.config import FusionParams
 from eventsep.fusion import align, fuse, istft, residual, rms_match, stft
 from eventsep.metrics import si_sdr
 
@@ -79,9 +79,12 @@ def test_single_estimate_is_passed_through():
     np.testing.assert_array_equal(fuse(first, RATE, None, None, FusionParams(), out_rate=RATE), first)
 
 
-def test_split_at_or_above_nyquist_is_refused():
-    with pytest.raises(ParamError, match="Nyquist"):
-        fuse(tone(440, rate=8000), 8000, tone(440, rate=8000), 8000, FusionParams(split_hz=4000), out_rate=8000)
+@pytest.mark.parametrize("mode, alone", [("band", "first"), ("band-reversed", "second")])
+def test_a_split_at_or_above_nyquist_leaves_one_estimate(mode, alone):
+    """8 kHz input, default split 4000 Hz: the whole band lies below the split."""
+    first, second = tone(440, rate=8000), tone(440, rate=8000, amplitude=0.2)
+    fused = fuse(first, 8000, second, 8000, FusionParams(mode=mode, split_hz=4000, rms_match=False), out_rate=8000)
+    np.testing.assert_allclose(fused, first if alone == "first" else second, atol=1e-4)
 
 
 def test_residual_is_mixture_minus_target():
