@@ -152,6 +152,33 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
     return Audio(samples, int(rate), name)
 
 
+def check_whole(path: str | os.PathLike) -> None:
+    """Raise AudioError unless the file decodes to its last frame: a file still being written (a FLAC cut
+    short, a WAV whose RIFF header promises more bytes than are there) is not whole."""
+    name = str(path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise AudioError(name, "empty")
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        declared = int.from_bytes(head[4:8], "little") + 8
+        if declared not in (8, 0xFFFFFFFF + 8) and declared > size:  # 0 / -1: a streaming writer's header
+            raise AudioError(name, f"truncated (the header promises {declared} bytes, the file has {size})")
+    try:
+        with soundfile.SoundFile(name) as audio:
+            frames = sum(len(block) for block in audio.blocks(65536, dtype="float32"))
+            declared_frames = audio.frames
+    except soundfile.LibsndfileError as error:
+        if error.code == _UNRECOGNISED_FORMAT:
+            raise AudioError(name, "not an audio file (format not recognised)") from None
+        raise AudioError(name, f"cannot be decoded ({error.error_string.rstrip('.')})") from None
+    except (OSError, RuntimeError, ValueError, TypeError) as error:
+        raise AudioError(name, f"cannot be decoded ({error})") from None
+    if declared_frames > 0 and frames < declared_frames:
+        raise AudioError(name, f"truncated (decoded {frames} of {declared_frames} frames)")
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Band-limited resampling (soxr "HQ") of (n,) or (n, channels); the same array when the rates are equal.
 

@@ -15,18 +15,24 @@ def output_stem(audio_path: str) -> str:
     return Path(audio_path).name.rsplit(".", 1)[0]
 
 
-@flow(name="separate", log_prints=True)
-def separate_flow(audio_path: str, query: str, output_dir: str,
-                  options: pipeline.RunOptions | None = None,
-                  reference_path: str | None = None) -> dict:
-    """Separate what `query` describes from `audio_path`; writes target, residual, events and report."""
+def separate_summary(audio_path: str, query: str, output_dir: str, options: pipeline.RunOptions | None = None,
+                     reference_path: str | None = None) -> dict:
+    """Separate, write the outputs into `output_dir` and return the summary (no artifacts)."""
     options = options or pipeline.RunOptions()
     recording = load_recording(audio_path)
     reference = load_reference(reference_path, recording) if reference_path else None
     result = pipeline.run(recording, query, options, PrefectRunner(), reference)
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
-    summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
-               "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
-               "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}
+    return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
+            "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
+            "classes": [c["name"] for c in result.mapping.get("classes", [])][:3], "reference": reference_path}
+
+
+@flow(name="separate", log_prints=True)
+def separate_flow(audio_path: str, query: str, output_dir: str,
+                  options: pipeline.RunOptions | None = None,
+                  reference_path: str | None = None) -> dict:
+    """Separate what `query` describes from `audio_path`; writes target, residual, events and report."""
+    summary = separate_summary(audio_path, query, output_dir, options, reference_path)
     publish(summary)
     return summary
