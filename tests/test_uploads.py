@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -355,3 +356,17 @@ def test_a_spawned_child_dies_with_its_parent(tmp_path):
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_serve_refuses_a_port_it_did_not_take(tmp_path):
+    """A server left on the port by someone else is never attached to."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        env = {**os.environ, "EVENTSEP_CACHE": str(tmp_path / "cache")}
+        done = subprocess.run([sys.executable, "-m", "deployments.local", "--port", str(port)], env=env,
+                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"eventsep serve: 127.0.0.1:{port} is already in use by a process this serve "
+                                   "did not start; stop it or choose another --port")
