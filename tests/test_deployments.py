@@ -223,20 +223,26 @@ def test_bad_sidecars_and_bad_audio_fail_alone_with_one_line(served, tmp_path):
         assert message in run.state.message and "\n" not in run.state.message
 
 
+def drop_and_wait_until_running(serve: Serve, tmp_path: Path, seed: int, name: str):
+    """Drop a corpus mixture with its prompt; once its run is Running: its path, its run, serve's groups."""
+    other = make_mixture(seed, seconds=3.0, sample_rate=16000)
+    write_audio(tmp_path / f"{name}.flac", other.mixture, other.sample_rate)
+    path = drop(serve.root / "inbox", tmp_path / f"{name}.flac", name, {"query": other.prompts[0]})
+    wait_for(lambda: "RUNNING" in serve.run_state(path), 300, "the upload's run starting")
+    [run] = serve.runs_of(path)
+    return path, run, serve.groups()
+
+
 def test_kill_9_of_serve_leaves_nothing_and_its_upload_runs_again(served, tmp_path):
     serve, _ = served
-    other = make_mixture(5, seconds=3.0, sample_rate=16000)
-    write_audio(tmp_path / "crash.flac", other.mixture, other.sample_rate)
-    path = drop(serve.root / "inbox", tmp_path / "crash.flac", "crash", {"query": other.prompts[0]})
-    wait_for(lambda: "RUNNING" in serve.run_state(path), 300, "the upload's run starting")
-    groups = serve.groups()
-    [first] = serve.runs_of(path)
+    path, first, groups = drop_and_wait_until_running(serve, tmp_path, 5, "crash")
     serve.process.kill()
     serve.process.wait()
     wait_for(lambda: not any(alive(g) for g in groups), 20, "the server and runner groups ending")
     serve.start()  # a restart on the same cache and port: nothing left to attach to
     serve.ready()
-    wait_for((serve.root / "results" / "crash" / "crash.target.wav").exists, 400, "the upload's outputs")
+    wait_for(lambda: "COMPLETED" in serve.run_state(path), 400, "the upload's new run completing")
+    assert (serve.root / "results" / "crash" / "crash.target.wav").exists()
     runs = {str(r.id): r.state.type.value for r in serve.runs_of(path)}
     assert runs[str(first.id)] == "CRASHED" and sorted(runs.values()).count("COMPLETED") == 1
     wait_for(lambda: any(r.get("done") == path for r in serve.records()), 30, "the upload marked done")
@@ -247,12 +253,7 @@ def test_kill_9_of_serve_leaves_nothing_and_its_upload_runs_again(served, tmp_pa
 
 def test_sigterm_stops_everything_and_the_interrupted_upload_stays_queued(served, tmp_path):
     serve, _ = served
-    other = make_mixture(6, seconds=3.0, sample_rate=16000)
-    write_audio(tmp_path / "term.flac", other.mixture, other.sample_rate)
-    path = drop(serve.root / "inbox", tmp_path / "term.flac", "term", {"query": other.prompts[0]})
-    wait_for(lambda: "RUNNING" in serve.run_state(path), 300, "the upload's run starting")
-    groups = serve.groups()
-    [run] = serve.runs_of(path)
+    path, run, groups = drop_and_wait_until_running(serve, tmp_path, 6, "term")
     serve.process.send_signal(signal.SIGTERM)
     assert serve.process.wait(60) == 0
     assert not any(alive(g) for g in groups)

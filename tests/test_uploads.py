@@ -1,5 +1,6 @@
-"""The upload path without a Prefect server: uploads taken once and whole, sidecars checked strictly,
-outputs published as a set, runs followed to their end, artifact keys, and serve's process bookkeeping."""
+"""The upload path piece by piece: uploads taken once and whole, sidecars checked strictly, outputs
+published as a set, runs followed to their end (a fake client), artifact keys, serve's process
+bookkeeping; and the upload and manifest flows on the session's temporary Prefect server."""
 
 import hashlib
 import json
@@ -22,7 +23,8 @@ from deployments.local import PidFile, _start_time
 from deployments.watcher import Watcher, upload_key
 from eventsep import atomic
 from eventsep.atomic import publish_dir
-from eventsep.audio import AudioError, check_whole
+from eventsep import pipeline
+from eventsep.audio import AudioError, check_whole, write_audio
 from eventsep.config import ParamError
 from eventsep.sidecar import parse_sidecar
 from flows.artifacts import artifact_key
@@ -370,3 +372,54 @@ def test_serve_refuses_a_port_it_did_not_take(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == (f"eventsep serve: 127.0.0.1:{port} is already in use by a process this serve "
                                    "did not start; stop it or choose another --port")
+
+
+# ------------------------------------------------------------------ the flows (the session's temporary Prefect server)
+
+
+def artifact_keys() -> set[str]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return {a.key for a in client.read_artifacts()}
+
+
+@pytest.mark.slow
+def test_upload_flow_publishes_a_set_with_metrics_and_a_bad_sidecar_fails_with_one_line(
+        prefect_server, cache_env, mixture, standin_options):
+    from flows.upload import separate_upload
+
+    inbox = cache_env / "in"
+    write_audio(inbox / "tön.wav", mixture.samples, mixture.sample_rate)
+    write_audio(inbox / "tön.clean.wav", mixture.samples, mixture.sample_rate)
+    results = cache_env / "results"
+    (results / "tön").mkdir(parents=True)
+    (results / "tön" / "left.from.before").write_text("old")
+    sidecar = json.dumps({"query": "the tone", "reference": "tön.clean.wav", **standin_options})
+    summary = separate_upload(str(inbox / "tön.wav"), str(results), sidecar=sidecar)
+    assert sorted(p.name for p in (results / "tön").iterdir()) == sorted(Path(p).name for p in summary["outputs"].values())
+    assert [p.name for p in results.iterdir()] == ["tön"] and summary["metrics"]
+    key = artifact_key("tön")
+    assert {f"metrics-{key}", f"events-{key}", f"outputs-{key}"} <= artifact_keys()
+
+    state = separate_upload(str(inbox / "tön.wav"), str(results), sidecar='{"query": "x", "treshold": 1}',
+                            return_state=True)
+    assert state.is_failed() and state.message.startswith(f"{inbox / 'tön.wav'}: sidecar has unknown key(s) 'treshold'")
+    assert f"failed-{key}" in artifact_keys()
+    assert (results / "tön" / "tön.target.wav").exists()  # a failed run leaves the previous set alone
+
+
+@pytest.mark.slow
+def test_manifest_run_publishes_its_table_and_metrics(prefect_server, cache_env, mixture, standin_options):
+    from flows.upload import rerun_manifest
+
+    write_audio(cache_env / "in" / "a.wav", mixture.samples, mixture.sample_rate)
+    manifest = cache_env / "nightly.json"
+    manifest.write_text(json.dumps([
+        {"audio": str(cache_env / "in" / "a.wav"), "query": "the tone", "reference": str(cache_env / "in" / "a.wav")},
+        {"audio": str(cache_env / "in" / "missing.wav"), "query": "the tone"},
+        {"bogus": 1}]))
+    rows = rerun_manifest(str(manifest), str(cache_env / "results"), pipeline.RunOptions(**standin_options))
+    assert [bool(row.get("error")) for row in rows] == [False, True, True]
+    assert rows[0]["metrics"] and (cache_env / "results" / "a" / "a.target.wav").exists()
+    assert {"manifest-nightly", "metrics-a"} <= artifact_keys()
