@@ -144,7 +144,8 @@ def wait_for_server(url: str, server: subprocess.Popen | None, log: Path, second
     raise ServeError(f"no Prefect server answered at {url} within {seconds:.0f} s{end}")
 
 
-def wait_for_deployment(client, runner: subprocess.Popen, seconds: float = 180) -> None:
+def wait_for_deployment(client, runner: subprocess.Popen, since: float, seconds: float = 180) -> None:
+    """Until this runner polls for the upload deployment's runs (the deployment may exist from before)."""
     from deployments.watcher import UPLOAD_DEPLOYMENT
 
     deadline = time.monotonic() + seconds
@@ -152,10 +153,12 @@ def wait_for_deployment(client, runner: subprocess.Popen, seconds: float = 180) 
         if runner.poll() is not None:
             raise ServeError(f"the served deployments exited with code {runner.returncode} (see its output above)")
         try:
-            client.read_deployment_by_name(UPLOAD_DEPLOYMENT)
-            return
+            polled = client.read_deployment_by_name(UPLOAD_DEPLOYMENT).last_polled
         except Exception:  # noqa: BLE001 - not registered yet
-            time.sleep(0.5)
+            polled = None
+        if polled is not None and polled.timestamp() >= since:
+            return
+        time.sleep(0.3)
     raise ServeError(f"the deployments were not served within {seconds:.0f} s")
 
 
@@ -245,12 +248,13 @@ def main(argv: list[str] | None = None) -> int:
             watcher = Watcher(client, cache / "inbox-state.json", args.results, args.query, say=say)
             watcher.recover(every_active_run=not args.api_url)
             schedule = ["--every", str(args.every)] if args.every else ["--cron", args.cron]
+            runner_started = time.time()
             runner = spawn([sys.executable, "-m", "deployments.serve", "--results", args.results, "--manifest",
                             args.manifest, *schedule, "--limit", str(args.limit), "--die-with-parent"],
                            die_with_parent=False)
             pids.add("runner", runner)
             try:
-                wait_for_deployment(client, runner)
+                wait_for_deployment(client, runner, runner_started)
                 inbox = Inbox(args.inbox, window=args.window, give_up=args.give_up)
                 say({"api": api_url, "inbox": args.inbox, "results": args.results,
                      "ready_seconds": round(time.monotonic() - started, 2)})
