@@ -460,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep"])
+    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve"],
+                       help="serve: see `eventsep bench serve --help`")
     bench.add_argument("--steps", type=int, nargs="+", default=[1, 10, 20], help="flowsep: ODE step counts")
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
     bench.add_argument("--query", default=EXAMPLE_QUERY)
@@ -510,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # its options are deployments.local's own
         return cmd_serve(argparse.Namespace(rest=argv[1:]))
+    if argv[:2] == ["bench", "serve"]:  # deployments.bench's own options; it sits above the flows too
+        os.execv(sys.executable, [sys.executable, "-m", "deployments.bench", *argv[2:]])
     args = build_parser().parse_args(argv)
     prepare_prefect_environment(args.verbose)
     if as_program:
