@@ -51,3 +51,25 @@ def by_name(name: str) -> AudioSetClass:
         return _by_name()[name.strip().lower()]
     except KeyError:
         raise KeyError(f"no AudioSet class named {name!r}") from None
+
+
+# The AudioSet ontology's Speech subtree (Speech and its seven children) plus Whispering (a sibling
+# under Human voice): the classes the speech models (separator dfn3, detector silero) serve. Crowd
+# babble ("Hubbub, speech noise, speech babble", "Chatter") is left out: to a denoiser it is noise.
+SPEECH_MIDS = frozenset({
+    "/m/09x0r",   # Speech
+    "/m/05zppz",  # Male speech, man speaking
+    "/m/02zsn",   # Female speech, woman speaking
+    "/m/0ytgt",   # Child speech, kid speaking
+    "/m/01h8n0",  # Conversation
+    "/m/02qldy",  # Narration, monologue
+    "/m/0261r1",  # Babbling
+    "/m/0brhx",   # Speech synthesizer
+    "/m/02rtxlg",  # Whispering
+})
+
+
+@lru_cache(maxsize=1)
+def speech_indices() -> tuple[int, ...]:
+    """Columns (PANNs order) of the speech classes."""
+    return tuple(sorted(by_mid(mid).index for mid in SPEECH_MIDS))
