@@ -1,15 +1,12 @@
 """Silero VAD (the ONNX file inside the silero-vad wheel) as the SED model `silero`: its speech probability
 in the speech columns, frames aligned, thread-safe, a one-line error when the wheel is absent."""
 
-import subprocess
-import threading
-
 import numpy as np
 import pytest
 
 from eventsep import backends, pretrained
-from eventsep.audio import load_audio
 from eventsep.ontology import NUM_CLASSES, by_name, speech_indices
+from speech_clips import espeak, same_in_two_threads
 
 RATE = 16000
 START = 2.0
@@ -23,15 +20,10 @@ def silero():
 @pytest.fixture(scope="module")
 def speech_in_noise(tmp_path_factory):
     """(mixture, start, stop): espeak-ng speech from 2 s in 6 s of noise 6 dB below it."""
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    subprocess.run(["espeak-ng", "-v", "en+m3", "-w", str(path), "The train to the coast leaves at nine."],
-                   check=True, capture_output=True)
-    voice = load_audio(path, RATE).samples
-    voice = voice[np.argmax(np.abs(voice) > 0.01):]  # starts when the voice does
-    voice = voice[: len(voice) - np.argmax(np.abs(voice[::-1]) > 0.01)]
+    voice = espeak(tmp_path_factory.mktemp("speech"), "en+m3", "The train to the coast leaves at nine.", RATE)
     mixture = 0.05 * np.random.default_rng(1).standard_normal(6 * RATE).astype(np.float32)
     begin = int(START * RATE)
-    mixture[begin:begin + len(voice)] += 0.5 * voice / np.abs(voice).max()
+    mixture[begin:begin + len(voice)] += 0.5 * voice
     return mixture, START, START + len(voice) / RATE
 
 
@@ -90,19 +82,7 @@ def test_frame_t_covers_the_512_samples_centred_on_t_times_32_ms(monkeypatch):
 def test_two_threads_get_what_one_thread_gets(silero, speech_in_noise):
     mixture, _, _ = speech_in_noise
     inputs = [mixture, mixture[::-1].copy()]
-    alone = [silero.detect(x, RATE).probs for x in inputs]
-    together = [None, None]
-
-    def work(index):
-        together[index] = silero.detect(inputs[index], RATE).probs
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for a, b in zip(alone, together):
-        assert np.array_equal(a, b)
+    assert same_in_two_threads(lambda x: silero.detect(x, RATE).probs, inputs)
 
 
 def test_a_missing_wheel_is_one_line_naming_the_install(monkeypatch):
