@@ -66,7 +66,8 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
                                              "progressive-reversed"])
     parser.add_argument("--alpha", type=float, help="weight of the first separator in --fusion rate")
     parser.add_argument("--split-hz", type=float, help="crossover of the band modes")
-    parser.add_argument("--separators", help='comma-separated, first gives the phase (default "audiosep,flowsep")')
+    parser.add_argument("--separators", help="comma-separated, first gives the phase (default audiosep, and flowsep "
+                        "where its model card shows it within 3 dB of AudioSep: `eventsep models card NAME`)")
     parser.add_argument("--sed", help="SED backend (default yamnet)")
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
     parser.add_argument("--reference", help="clean target recording: adds metrics")
@@ -89,9 +90,30 @@ def options_from_args(args: argparse.Namespace):
     return make_options(mask=mask, fusion=fusion, separators=separators, sed=args.sed, encoder=args.encoder)
 
 
+def check_output_folder(path: str | os.PathLike) -> None:
+    """ValueError (one line) when `path` is a file or cannot become a folder this process can write to;
+    checked before any work, and nothing is created."""
+    folder = Path(path)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"lies under {existing}, which is a file"
+        raise ValueError(f"output folder {path} {where}, not a folder")
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"output folder {path} cannot be written ({error.strerror or error} in {existing})"
+                         ) from None
+
+
 def cmd_separate(args) -> int:
     from flows.progress import ProgressDisplay
 
+    check_output_folder(args.output)
     options = options_from_args(args)
     started = time.perf_counter()
     with ProgressDisplay(args.quiet) as display:
@@ -104,7 +126,7 @@ def cmd_separate(args) -> int:
             display("write", None)
             summary = {"outputs": write_result(result, args.output, output_stem(args.input)),
                        "metrics": result.metrics, "events": result.events, "separators": result.separators,
-                       "note": result.extra.get("mask_note")}
+                       "note": result.extra.get("mask_note"), "warnings": result.extra.get("warnings", [])}
         else:
             from flows.separate import separate_flow
 
@@ -114,7 +136,14 @@ def cmd_separate(args) -> int:
     return EXIT_OK
 
 
+def print_warnings(lines: list[str], source: str | None = None) -> None:
+    """Each warning of a run as one line on stderr (whatever --json says)."""
+    for line in lines or []:
+        print(f"eventsep: warning: {f'{source}: ' if source else ''}{line}", file=sys.stderr)
+
+
 def _print_summary(summary: dict, args) -> None:
+    print_warnings(summary.get("warnings"))
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return
@@ -132,6 +161,7 @@ def _print_summary(summary: dict, args) -> None:
 def cmd_batch(args) -> int:
     if args.local and args.dask:
         raise ValueError("--dask runs the batch as a Prefect flow on Dask workers; drop --local")
+    check_output_folder(args.output)
     options = options_from_args(args)
     from flows.batch import run_batch
 
@@ -141,6 +171,8 @@ def cmd_batch(args) -> int:
         logging.getLogger("distributed").setLevel(logging.ERROR)
     rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers)
     failed = [r for r in rows if r.get("error")]
+    for row in rows:
+        print_warnings(row.get("warnings"), row["audio"])
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
     else:
@@ -154,6 +186,8 @@ def cmd_batch(args) -> int:
 def cmd_refuse(args) -> int:
     from eventsep.pipeline import grid_product
 
+    if args.output:
+        check_output_folder(args.output)
     options = options_from_args(args)
     grid = grid_product(args.masks.split(","), [float(t) for t in args.thresholds.split(",")],
                         args.fusions.split(","))
@@ -186,21 +220,33 @@ def cmd_refuse(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    """SED alone: the event table of the named classes, or of every class that reaches θ."""
+    """SED alone: the event table of the named classes, else of the --top classes by peak probability that
+    reach θ (or, with --all, of every class that reaches θ)."""
     from eventsep.api import as_audio, local_runner
     from eventsep.config import MaskParams, SedParams
     from eventsep.mask import compute_mask
-    from eventsep.ontology import by_name, classes
+    from eventsep.ontology import by_name, check_class_names, classes
     from eventsep.outputs import events_csv
 
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, not {args.top}")
+    params = MaskParams(mode="hard", threshold=args.threshold, min_peak=0.0)
+    names = [name.strip() for name in args.classes.split(";") if name.strip()] if args.classes else []
+    check_class_names(names)
+    if args.output:
+        if Path(args.output).is_dir():
+            raise ValueError(f"-o {args.output} is a folder; name a .csv or .json file")
+        check_output_folder(Path(args.output).parent)
     recording = as_audio(args.input)
     sed = local_runner().run("sed", recording=recording, model=args.sed or "yamnet", params=SedParams())
     probs, frame_rate = sed["probs"], sed.meta["frame_rate"]
-    params = MaskParams(mode="hard", threshold=args.threshold, min_peak=0.0)
-    if args.classes:
-        chosen = [by_name(name.strip()) for name in args.classes.split(";") if name.strip()]
+    if names:
+        chosen = [by_name(name) for name in names]
     else:
-        chosen = [c for c in classes() if probs[:, c.index].max() >= args.threshold]
+        peaks, means = probs.max(axis=0), probs.mean(axis=0)
+        chosen = sorted((c for c in classes() if peaks[c.index] >= args.threshold),
+                        key=lambda c: (-peaks[c.index], -means[c.index]))
+        chosen = chosen if args.all else chosen[:args.top]
     events = []
     for entry in chosen:
         events += compute_mask(probs, frame_rate, [entry.index], params, num_samples=len(recording.samples),
@@ -313,6 +359,12 @@ def cmd_train(args) -> int:
 def cmd_models(args) -> int:
     from eventsep import pretrained
 
+    if args.action == "card":
+        from eventsep.cards import card_names, load_card, render
+
+        for name in [args.name] if args.name else card_names():
+            print(render(load_card(name)) + "\n")
+        return EXIT_OK
     names = [args.name] if args.name else list(pretrained.REGISTRY)
     if args.action == "list":
         print(f"model folder: {pretrained.models_dir()}")
@@ -393,8 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect = commands.add_parser("detect", help="print the event table of a recording (SED only)")
     detect.add_argument("input")
-    detect.add_argument("--classes", help='AudioSet names, ";"-separated (default: every class reaching θ)')
-    detect.add_argument("--threshold", type=float, default=0.5)
+    detect.add_argument("--classes", help='AudioSet names, ";"-separated (default: the --top classes)')
+    detect.add_argument("--threshold", type=float, default=0.5, help="θ an event must reach (default 0.5)")
+    detect.add_argument("--top", type=int, default=5,
+                        help="the classes with the highest peak probability reaching θ (default 5)")
+    detect.add_argument("--all", action="store_true", help="every class that reaches θ")
     detect.add_argument("--sed", help="SED backend (default yamnet)")
     detect.add_argument("-o", "--output", help="also write the table to this .csv or .json file")
     detect.set_defaults(run=cmd_detect)
@@ -427,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     models = commands.add_parser("models", help="list, verify or pull the model files")
-    models.add_argument("action", choices=["list", "verify", "pull", "convert"])
+    models.add_argument("action", choices=["list", "verify", "pull", "convert", "card"])
     models.add_argument("name", nargs="?")
     models.add_argument("--yes", action="store_true", help="convert: confirm unpickling without a prompt")
     models.set_defaults(run=cmd_models)
@@ -491,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("eventsep: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # e.g. the disk filled up while writing: one line, not a traceback
+        print(f"eventsep: {one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         warnings_shown.__exit__(None, None, None)
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from prefect import flow
 
 from eventsep import pipeline
+from eventsep.outputs import output_stems
 from flows.artifacts import publish
 from tasks.stages import PrefectRunner, load_recording, load_reference, write_outputs
 
 
 def output_stem(audio_path: str) -> str:
-    return Path(audio_path).name.rsplit(".", 1)[0]
+    return output_stems([audio_path])[0]
 
 
 @flow(name="separate", log_prints=True)
@@ -33,6 +33,7 @@ def separate_flow(audio_path: str, query: str, output_dir: str,
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
     summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
                "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
+               "warnings": result.extra.get("warnings", []),
                "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}
     publish(summary)
     return summary

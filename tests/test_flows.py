@@ -204,3 +204,18 @@ def test_result_store_on_an_fsspec_location(prefect_server, cache_env, wav, stan
     _, states = separate(wav, cache_env / "out", options)
     assert dict(CALLS) == calls and states["separate"] == ["Cached", "Cached"]
     store.clear()
+
+
+def test_batch_keeps_inputs_with_one_stem_apart_and_each_report_names_its_input(prefect_server, cache_env, wav,
+                                                                                 mixture, standin_options):
+    from eventsep.audio import write_audio
+    from flows.batch import batch_flow
+
+    other = cache_env / "in" / "tone.flac"
+    write_audio(other, mixture.samples * 0.5, mixture.sample_rate)
+    rows = within(120, batch_flow, [wav, str(other)], "the tone", str(cache_env / "batch"),
+                  make_options(standin_options))
+    targets = [Path(row["outputs"]["target"]).name for row in rows]
+    assert targets == ["tone.wav.target.wav", "tone.flac.target.wav"]
+    for row, source in zip(rows, [wav, str(other)]):
+        assert json.loads(Path(row["outputs"]["report"]).read_text())["input"] == source

@@ -1,3 +1,6 @@
+import builtins
+import io
+
 import numpy as np
 import pytest
 
@@ -74,6 +77,54 @@ def test_fsspec_memory_location():
     assert store.load(KEY).key == KEY
     assert store.clear() == 1
     assert store.load(KEY) is None
+
+
+class CrashMidWrite:
+    """A file opened for writing that dies after writing half of what it is given (a crash, a full disk)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data):
+        data = bytes(data)
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        raise OSError("simulated crash mid-write")
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+        return False
+
+
+def test_a_crash_mid_write_leaves_the_old_result_whole(tmp_path, monkeypatch):
+    """Local writes go to a temporary file that is renamed in: a writer dying half-way through a new version
+    leaves the previous one readable and no partial file behind (written in place, the reader would find a
+    half-written file: damaged, deleted, recomputed)."""
+    store = ResultStore(tmp_path / "results")
+    store.save(sample_result())
+    real_open = builtins.open
+
+    def crashing_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        inside = str(file).startswith(str(tmp_path))
+        return CrashMidWrite(handle) if inside and ("w" in mode or "a" in mode or "+" in mode) else handle
+
+    monkeypatch.setattr(builtins, "open", crashing_open)
+    monkeypatch.setattr(io, "open", crashing_open)  # pathlib opens through io.open
+    newer = StageResult("sed", KEY, {"probs": np.ones((3, 4), np.float32)}, {"frame_rate": 50.0})
+    with pytest.raises(OSError, match="simulated crash"):
+        store.save(newer)
+    monkeypatch.undo()
+    back = store.load(KEY)
+    assert back is not None and back.meta["frame_rate"] == 100.0
+    np.testing.assert_array_equal(back["probs"], sample_result()["probs"])
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [KEY]
 
 
 def test_one_changed_digit_in_the_metadata_is_refused_by_checksum():

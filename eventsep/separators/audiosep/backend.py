@@ -43,14 +43,28 @@ class AudioSepSeparator:
         return estimate[: len(samples)]
 
 
+OFFICIAL_FILES = ("audiosep-base", "roberta-base-vocab", "roberta-base-merges")
+
+
+def official_present() -> bool:
+    """Whether the official AudioSep's files are in the model folder (then the backend is the official one)."""
+    from ... import pretrained
+
+    return all(pretrained.path_of(name).is_file() for name in OFFICIAL_FILES)
+
+
+def card_name() -> str | None:
+    """The model card of the backend `audiosep_backend` builds here; None for the official weights."""
+    return None if official_present() else "audiosep-mini"
+
+
 def audiosep_backend() -> AudioSepSeparator:
     """The official AudioSep (with its CLAP text encoder) when its files are in the model folder, else the
     project's mini AudioSep conditioned on MiniLM."""
     from ... import backends, pretrained
     from ...hashing import file_sha256
 
-    official = ("audiosep-base", "roberta-base-vocab", "roberta-base-merges")
-    if all(pretrained.path_of(name).is_file() for name in official):
+    if official_present():
         checkpoint = pretrained.locate("audiosep-base")
         encoder = pretrained.load_official_clap_text()
         model = pretrained.load_official_audiosep(checkpoint)

@@ -51,6 +51,18 @@ class FlowSepSeparator:
         return apply_chunked(run, samples, self.window, overlap, self.batch_size, progress)[: len(samples)]
 
 
+def official_present() -> bool:
+    """Whether the official FlowSep's files are in the model folder (then the backend is the official one)."""
+    from ... import pretrained
+
+    return pretrained.path_of("flowsep-v2").is_file() and pretrained.path_of("flan-t5-large-tokenizer").is_file()
+
+
+def card_name() -> str | None:
+    """The model card of the backend `flowsep_backend` builds here; None for the official weights."""
+    return None if official_present() else "flowsep-mini"
+
+
 def flowsep_backend() -> FlowSepSeparator:
     """The official FlowSep (FLAN-T5-large context, BigVGAN) when its files are in the model folder, else
     the project's mini FlowSep conditioned on MiniLM."""
@@ -58,7 +70,7 @@ def flowsep_backend() -> FlowSepSeparator:
     from ...hashing import file_sha256
     from .text import SentenceContext
 
-    if pretrained.path_of("flowsep-v2").is_file() and pretrained.path_of("flan-t5-large-tokenizer").is_file():
+    if official_present():
         model, text = pretrained.load_official_flowsep()
         return FlowSepSeparator("flowsep", model, text, file_sha256(pretrained.locate("flowsep-v2")))
     model, _ = pretrained.load_mini_flowsep()
