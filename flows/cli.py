@@ -174,7 +174,11 @@ def cmd_batch(args) -> int:
         import distributed  # noqa: F401 - sets the level of its logger when imported
 
         logging.getLogger("distributed").setLevel(logging.ERROR)
-    rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers)
+    from flows.progress import ProgressDisplay
+
+    with ProgressDisplay(args.quiet or bool(args.dask)) as display:
+        rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers,
+                         progress=display)
     failed = [r for r in rows if r.get("error")]
     for row in rows:
         print_warnings(row.get("warnings"), row["audio"])
