@@ -192,7 +192,7 @@ def separate_key(recording: Audio, mapping: StageResult, separator: str, params:
 # What a separator is asked for instead of the user's words when the query was mapped to a class whose
 # everyday name the mini AudioSep never heard in training (its prompts name a man or a woman speaking).
 # Measured (docs/audiosep.md, "What the separator is asked for"): mean SI-SDRi keep / remove on 8 held-out
-# voice mixtures, "speech" -3.44 / -0.08 dB, "a person speaking" +11.89 / +5.30; AudioSet's names as the
+# voice mixtures, "speech" -3.43 / -0.08 dB, "a person speaking" +11.88 / +5.29; AudioSet's names as the
 # text ("Speech", "Cattle, bovinae"), alone or with the user's words, did worse than the words elsewhere.
 SEPARATOR_TEXT = {"Speech": "a person speaking"}
 
