@@ -72,7 +72,8 @@ class Watcher:
         """Start a run for a new (content, settings) key; log and record a duplicate instead."""
         key = upload_key(upload, self.default_query)
         known = self.uploads.get(key)
-        if known is not None and known["path"] == upload.path:
+        if known is not None and (known["path"] == upload.path or any(
+                s["path"] == upload.path and s["key"] == key for s in self.state["skipped"])):
             return  # the same file seen again (serve restarted and scanned the inbox): not a new drop
         if known is not None:
             record = {"path": upload.path, "same_as": known["path"], "key": key, "outcome": known["state"],

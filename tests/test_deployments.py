@@ -172,8 +172,11 @@ def test_the_schedule_fires(served):
 
         try:
             wait_for(completed, 180, "two scheduled runs completing")
-        finally:
-            client.pause_deployment(deployment.id)  # the rest of the module needs the cores
+        finally:  # the rest of the module needs the runner: no backlog of scheduled ("Late") runs
+            client.pause_deployment(deployment.id)
+            for run in client.read_flow_runs():
+                if run.deployment_id == deployment.id and run.state.type.value == "SCHEDULED":
+                    client.delete_flow_run(run.id)
 
 
 def test_an_upload_runs_once_with_its_late_sidecar_and_publishes_artifacts(served):

@@ -266,6 +266,7 @@ def test_one_run_per_content_and_query_and_duplicates_are_recorded(tmp_path):
     watcher.submit(upload())
     watcher.submit(upload(path="/in/again.wav"))  # same content, same query
     watcher.submit(upload())  # the first file seen again after a restart: neither a run nor a record
+    watcher.submit(upload(path="/in/again.wav"))  # nor is the duplicate seen again
     watcher.submit(upload(sidecar='{"query": "only the cat"}', path="/in/cat.wav"))  # same content, other query
     assert len(client.runs) == 2
     state = json.loads((tmp_path / "state.json").read_text())
