@@ -16,7 +16,6 @@ With `--api-url` it joins an existing Prefect server instead of starting one. No
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import signal
@@ -27,15 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
-
-
 class ServeError(RuntimeError):
     """serve cannot start; the message is for the operator."""
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def spawn(command: list[str], die_with_parent: bool = True, **kwargs) -> subprocess.Popen:
@@ -43,8 +35,10 @@ def spawn(command: list[str], die_with_parent: bool = True, **kwargs) -> subproc
     `die_with_parent` the kernel sends it SIGKILL when this process ends, however it ends. (The runner
     does not take that signal: it watches for this process itself and then kills its group, its runs
     included, which a SIGKILL of the runner alone would leave behind.)"""
-    return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent if die_with_parent
-                            else None, env=os.environ, **kwargs)
+    from eventsep.procs import die_with_parent as parent_death_signal
+
+    return subprocess.Popen(command, start_new_session=True, env=os.environ,
+                            preexec_fn=parent_death_signal() if die_with_parent else None, **kwargs)
 
 
 def tail(path: Path, lines: int = 20) -> str:
