@@ -18,7 +18,7 @@ os.environ.setdefault("EVENTSEP_CACHE", tempfile.mkdtemp(prefix="eventsep-eval-"
 from eventsep import backends  # noqa: E402
 from eventsep.config import QueryParams, SeparatorParams  # noqa: E402
 from eventsep.corpus import make_mixture  # noqa: E402
-from eventsep.corpus.sources import VOICES  # noqa: E402
+from eventsep.corpus.sources import ALL_KINDS, VOICES  # noqa: E402
 from eventsep.metrics import si_sdr_improvement  # noqa: E402
 from eventsep.pipeline import target_text  # noqa: E402
 from eventsep.query import map_query  # noqa: E402
@@ -61,22 +61,28 @@ separator = backends.get("separator", "audiosep")
 params = SeparatorParams()
 
 
+FAMILY = {"voice": "speech", "instrument": "music", "drums": "music", "effect": "environment",
+          "animal": "environment"}
+
+
 def cases():
-    """(mixture, query, reference) triples: keep the target, remove the interferer, and for voices "speech"."""
+    """(group, mixture, query, reference, family of the reference): keep the target, remove the interferer,
+    and for voices "speech"."""
     for seed in range(first, first + 12):
         m = make_mixture(seed, sample_rate=16000, seconds=6.0)
-        yield "keep", m, m.prompts[0], m.target
-        yield "remove", m, m.removal_prompts[0], m.target
+        yield "keep", m, m.prompts[0], m.target, ALL_KINDS[m.target_kind].family
+        yield "remove", m, m.removal_prompts[0], m.target, ALL_KINDS[m.target_kind].family
     for seed in range(voiced, voiced + 8):
         voice = VOICES[seed % 2].name
         m = make_mixture(seed, sample_rate=16000, seconds=6.0, target=voice)
-        yield "keep speech", m, "keep the speech", m.target
-        yield "remove speech", m, "remove the speech", m.interferer
-        yield "remove voice word", m, f"remove the {voice.split()[0]}", m.interferer
+        other = ALL_KINDS[m.interferer_kind].family
+        yield "keep speech", m, "keep the speech", m.target, "voice"
+        yield "remove speech", m, "remove the speech", m.interferer, other
+        yield "remove voice word", m, f"remove the {voice.split()[0]}", m.interferer, other
 
 
 scores: dict[tuple[str, str], list[float]] = {}
-for group, m, query, reference in cases():
+for group, m, query, reference, family in cases():
     mapping = {"query": query, **map_query(query, encoder, QueryParams()).to_dict()}
     cache: dict[str, np.ndarray] = {}
     row = []
@@ -88,16 +94,22 @@ for group, m, query, reference in cases():
         answer = m.mixture - described if mapping["remove"] else described
         value = float(si_sdr_improvement(answer, reference, m.mixture))
         scores.setdefault((group, name), []).append(value)
+        scores.setdefault((FAMILY[family], name), []).append(value)
         row.append(f"{name}={value:+.1f}")
     print(m.seed, f"{m.target_kind} | {m.interferer_kind}", repr(query), " ".join(row), flush=True)
 
-groups = list(dict.fromkeys(g for g, _ in scores))
-print(f"\n| text | {' | '.join(groups)} | all |\n|---|" + "---:|" * (len(groups) + 1))
-for name in TEXT_CHOICES:
-    cells, everything = [], []
-    for group in groups:
-        values = np.array(scores[(group, name)])
-        everything += list(values)
-        cells.append(f"{values.mean():+.2f} / {np.median(values):+.2f}")
-    cells.append(f"{np.mean(everything):+.2f} / {np.median(everything):+.2f}")
-    print(f"| {name} | " + " | ".join(cells) + " |")
+def table(columns: list[str]) -> None:
+    """Mean / median SI-SDRi per column and over all cases (each case counted once, silent answers too)."""
+    print(f"\n| text | {' | '.join(columns)} | all |\n|---|" + "---:|" * (len(columns) + 1))
+    for name in TEXT_CHOICES:
+        cells, everything = [], []
+        for column in columns:
+            values = np.array(scores.get((column, name), [np.nan]))
+            everything += list(values)
+            cells.append(f"{values.mean():+.2f} / {np.median(values):+.2f} ({len(values)})")
+        cells.append(f"{np.nanmean(everything):+.2f} / {np.nanmedian(everything):+.2f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+table(["keep", "remove", "keep speech", "remove speech", "remove voice word"])
+table(["speech", "music", "environment"])  # by the family of the source the answer should be
