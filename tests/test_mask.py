@@ -244,3 +244,13 @@ def test_hysteresis_releases_at_half_theta_by_default():
     assert len(events_with_dip(0.25)) == 2
     # a dip to exactly the release level stays on (p >= low)
     assert len(events_with_dip(0.3)) == 1
+
+
+def test_hysteresis_starts_on_the_first_frame_that_reaches_theta():
+    """On a clean step (at the recording's start too) hysteresis and a plain threshold give the same events."""
+    probs = probs_with_event(start=0.0, stop=0.8)
+    probs[150:250, 2] = 0.9
+    plain = mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0)
+    held = mask(probs, mode="hard", threshold=0.5, smoothing="hysteresis", min_event_seconds=0)
+    assert len(plain.events) == 2 and held.events == plain.events
+    np.testing.assert_array_equal(held.gain, plain.gain)
