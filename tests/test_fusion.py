@@ -176,3 +176,19 @@ def test_loudness_matching_brings_a_quiet_second_estimate_to_the_first():
     unmatched = fuse(first, RATE, 0.1 * first, RATE, FusionParams(mode="rate", alpha=0.5, rms_match=False),
                      out_rate=RATE)
     assert np.sqrt(np.mean(unmatched ** 2) / np.mean(first ** 2)) == pytest.approx(0.55, rel=0.01)
+
+
+def test_where_the_first_estimate_is_silent_the_second_comes_in_at_its_weight():
+    """A bin where the first estimate is exactly zero takes (1 - w)|B| (with phase 0: the first has none to
+    give), so there the output scales with the second's weight 1 - α: α 0.25 gives 3× the amplitude of α 0.75."""
+    first = tone(1000)
+    first[RATE:] = 0.0  # the first estimate is digital silence in its second second
+    second = tone(3000, amplitude=0.3)
+    quiet = slice(RATE + 2048, 2 * RATE - 2048)  # frames that see only the first's silence
+
+    def energy(alpha):
+        fused = fuse(first, RATE, second, RATE, FusionParams(mode="rate", alpha=alpha, rms_match=False),
+                     out_rate=RATE)
+        return float(np.mean(fused[quiet] ** 2))
+
+    assert energy(0.25) > 1e-4 and energy(0.25) / energy(0.75) == pytest.approx(9.0, rel=1e-3)

@@ -244,3 +244,28 @@ def test_hysteresis_releases_at_half_theta_by_default():
     assert len(events_with_dip(0.25)) == 2
     # a dip to exactly the release level stays on (p >= low)
     assert len(events_with_dip(0.3)) == 1
+
+
+def test_hysteresis_starts_on_the_first_frame_that_reaches_theta():
+    """On a clean step (at the recording's start too) hysteresis and a plain threshold give the same events."""
+    probs = probs_with_event(start=0.0, stop=0.8)
+    probs[150:250, 2] = 0.9
+    plain = mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0)
+    held = mask(probs, mode="hard", threshold=0.5, smoothing="hysteresis", min_event_seconds=0)
+    assert len(plain.events) == 2 and held.events == plain.events
+    np.testing.assert_array_equal(held.gain, plain.gain)
+
+
+def test_event_edges_are_half_a_frame_beyond_the_first_and_last_active_frames():
+    """Frame t stands for [t - ½, t + ½) frames: active frames 100..249 at 100 frames/s give 0.995-2.495 s."""
+    [event] = mask(probs_with_event(), mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0).events
+    assert (event.onset, event.offset) == (0.995, 2.495)
+
+
+def test_an_explicit_release_level_is_used():
+    """θ 0.5, a dip to 0.4: released with low_threshold 0.45 (two events), held with the default θ/2."""
+    probs = probs_with_event()
+    probs[140:160, 2] = 0.4
+    assert len(mask(probs, mode="hard", threshold=0.5, smoothing="hysteresis", low_threshold=0.45,
+                    min_event_seconds=0).events) == 2
+    assert len(mask(probs, mode="hard", threshold=0.5, smoothing="hysteresis", min_event_seconds=0).events) == 1
