@@ -1,10 +1,10 @@
 """Speech queries on recorded speech over recorded noise: SI-SDRi of pipelines, and speech-activity frame F1.
 
-Speech: the human-spoken stamp descriptions of tuxpaint-stamps-default (`*_desc_<lang>.ogg`, one speaker
-a language); noise: lugaru-data ambiences and music and tuxpaint sound effects, looped to 10 s. Each
+Speech: the human-spoken stamp descriptions of tuxpaint-stamps-default (`*_desc_<lang>.ogg`, recorded per
+language); noise: lugaru-data ambiences and music and tuxpaint sound effects, looped to 10 s. Each
 mixture is 10 s at 32 kHz, at -5/0/+5 dB over the speech's active samples; in 3 of every 4 mixtures
 the speech is active for only part of the clip. Tuning set (`dev`) and held-out set (`held`) share no
-language (speaker) and no noise file.
+language and no noise file.
 
     nice -n 10 python3 scripts/eval_speech.py sisdr [--systems a,b] [--split dev|held|all]
     nice -n 10 python3 scripts/eval_speech.py masks [--sed silero] [--attenuation-limit 100]
@@ -72,7 +72,7 @@ def utterances(language: str) -> list[str]:
 
 
 def speech_track(files: list[str], rng: np.random.Generator, length: int, partial: bool) -> np.ndarray:
-    """Utterances of one speaker with 0.2-0.6 s pauses: 25-60 % of the clip (partial) or nearly all of it."""
+    """Utterances of one language with 0.2-0.6 s pauses: 25-60 % of the clip (partial) or nearly all of it."""
     wanted = rng.uniform(0.25, 0.6) * length if partial else 0.9 * length
     pieces, total = [], 0
     import soundfile
