@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable
 
 from prefect import flow
 
 from eventsep import pipeline
+from eventsep.outputs import output_stems
 from flows.artifacts import publish
 from tasks.stages import PrefectRunner, load_recording, load_reference, write_outputs
 
 
 def output_stem(audio_path: str) -> str:
-    return Path(audio_path).name.rsplit(".", 1)[0]
+    return output_stems([audio_path])[0]
+
+
+def separate_summary(audio_path: str, query: str, output_dir: str, options: pipeline.RunOptions | None = None,
+                     reference_path: str | None = None, progress: Callable | None = None) -> dict:
+    """Separate, write the outputs into `output_dir` and return the summary (no artifacts).
+    `progress(stage, fraction)` (in-process callers, e.g. the command line's display) hears how it goes."""
+    options = options or pipeline.RunOptions()
+    if progress is not None:
+        progress("load", None)
+    recording = load_recording(audio_path)
+    reference = load_reference(reference_path, recording) if reference_path else None
+    result = pipeline.run(recording, query, options, PrefectRunner(), reference, progress)
+    if progress is not None:
+        progress("write", None)
+    [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
+    return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
+            "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
+            "warnings": result.extra.get("warnings", []),
+            "classes": [c["name"] for c in result.mapping.get("classes", [])][:3], "reference": reference_path}
 
 
 @flow(name="separate", log_prints=True)
 def separate_flow(audio_path: str, query: str, output_dir: str,
                   options: pipeline.RunOptions | None = None,
-                  reference_path: str | None = None) -> dict:
+                  reference_path: str | None = None, progress: Callable | None = None) -> dict:
     """Separate what `query` describes from `audio_path`; writes target, residual, events and report."""
-    options = options or pipeline.RunOptions()
-    recording = load_recording(audio_path)
-    reference = load_reference(reference_path, recording) if reference_path else None
-    result = pipeline.run(recording, query, options, PrefectRunner(), reference)
-    [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
-    summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
-               "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
-               "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}
+    summary = separate_summary(audio_path, query, output_dir, options, reference_path, progress)
     publish(summary)
     return summary

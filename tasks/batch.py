@@ -37,13 +37,15 @@ class InlineRunner(PrefectRunner):
 
 
 def separate_one(path: str, stem: str, query: str, output_dir: str, options: pipeline.RunOptions,
-                 runner: pipeline.Runner) -> dict:
-    """A batch row: the outputs of one recording, or the one-line reason it failed."""
+                 runner: pipeline.Runner, progress: pipeline.Progress | None = None) -> dict:
+    """A batch row: the outputs of one recording, or the one-line reason it failed. `progress` hears its
+    stages (see `pipeline.run`)."""
     try:
         recording = load_recording(path)
-        result = pipeline.run(recording, query, options, runner)
+        result = pipeline.run(recording, query, options, runner, progress=progress)
         [outputs] = write_outputs([result], output_dir, [stem])
-        row = {"audio": path, "outputs": outputs, "events": result.events}
+        row = {"audio": path, "outputs": outputs, "events": result.events,
+               "warnings": result.extra.get("warnings", [])}
     except RECORDING_FAILURES as error:
         print(f"{path}: {error}")
         row = {"audio": path, "error": str(error)}

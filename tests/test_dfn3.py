@@ -7,6 +7,7 @@ import pytest
 
 import eventsep
 from eventsep import backends, pretrained
+from eventsep.cards import default_separators
 from eventsep.config import SeparatorParams
 from eventsep.metrics import si_sdr, si_sdr_improvement
 from speech_clips import espeak, same_in_two_threads
@@ -103,7 +104,7 @@ def test_a_damaged_model_or_library_is_refused_before_the_library_runs(monkeypat
     damaged.write_bytes(b"not a model")
     (tmp_path / "_native").mkdir()
     monkeypatch.setattr(pretrained, "package_dir", lambda package: tmp_path)
-    with pytest.raises(backends.BackendUnavailable, match="sha256"):
+    with pytest.raises(pretrained.CorruptWeights, match="sha256"):  # an error, never a fallback's result
         dfn3_backend()
     library = tmp_path / "_native" / "libdeepfilter.so"
     library.write_bytes(b"not a library")
@@ -124,8 +125,8 @@ def mapped(query: str):
     ("the woman speaking", "silero", ("dfn3",)),
     ("remove the talking", "silero", ("dfn3",)),
     ("Whispering", "silero", ("dfn3",)),
-    ("Hubbub, speech noise, speech babble", "yamnet", ("audiosep", "flowsep")),
-    ("the accordion", "yamnet", ("audiosep", "flowsep")),
+    ("Hubbub, speech noise, speech babble", "yamnet", default_separators()),
+    ("the accordion", "yamnet", default_separators()),
 ])
 def test_auto_picks_the_backends_by_the_family_of_the_query(cache_env, query, sed, separators):
     from eventsep.pipeline import RunOptions, resolve
@@ -152,7 +153,7 @@ def test_auto_falls_back_to_audiosep_when_dfn3_cannot_load(cache_env):
         options, passed_over = resolve(RunOptions(), mapped("the woman speaking"))
     finally:
         backends.unregister("separator", "dfn3")
-    assert options.separators == ("audiosep", "flowsep")
+    assert options.separators == default_separators()
     assert passed_over == {"dfn3": "dfn3: libdeepfilter.so not found"}
 
 

