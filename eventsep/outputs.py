@@ -1,4 +1,5 @@
-"""Writes a run's outputs: target and residual stems, the event table (CSV, JSON) and a JSON report."""
+"""Writes a run's outputs: target and residual stems, the event table (CSV, JSON), a JSON report and the
+HTML report (`eventsep.report`)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def report(result: Result) -> dict:
             "sample_rate": result.sample_rate, **result.extra}
 
 
-def write_result(result: Result, folder: str | os.PathLike, stem: str) -> dict[str, str]:
-    """Write all outputs of `result` into `folder` as `<stem>.<part>.<ext>`; returns {part: path}."""
+def write_result(result: Result, folder: str | os.PathLike, stem: str, html: bool = True,
+                 audio_path: str | None = None) -> dict[str, str]:
+    """Write all outputs of `result` into `folder` as `<stem>.<part>.<ext>`; returns {part: path}.
+    `html`: also `<stem>.report.html` and its picture (its mixture player links to `audio_path`)."""
     folder = Path(folder)
     paths = {"target": folder / f"{stem}.target.wav", "residual": folder / f"{stem}.residual.wav",
              "events_csv": folder / f"{stem}.events.csv", "events_json": folder / f"{stem}.events.json",
@@ -49,4 +52,9 @@ def write_result(result: Result, folder: str | os.PathLike, stem: str) -> dict[s
     # Same bytes for the same result, whichever of its stages came from the cache.
     write_text(paths["events_json"], json.dumps(canonical_events(result.events), indent=1))
     write_text(paths["report"], json.dumps(report(result), indent=1, default=str, sort_keys=True))
-    return {part: str(path) for part, path in paths.items()}
+    written = {part: str(path) for part, path in paths.items()}
+    if html:
+        from .report import separation_report
+
+        written.update(separation_report(result, folder, stem, audio_path))
+    return written

@@ -18,13 +18,14 @@ def output_stem(audio_path: str) -> str:
 @flow(name="separate", log_prints=True)
 def separate_flow(audio_path: str, query: str, output_dir: str,
                   options: pipeline.RunOptions | None = None,
-                  reference_path: str | None = None) -> dict:
-    """Separate what `query` describes from `audio_path`; writes target, residual, events and report."""
+                  reference_path: str | None = None, report: bool = True) -> dict:
+    """Separate what `query` describes from `audio_path`; writes target, residual, events, the JSON report and
+    (unless `report` is False) the HTML report."""
     options = options or pipeline.RunOptions()
     recording = load_recording(audio_path)
     reference = load_reference(reference_path, recording) if reference_path else None
     result = pipeline.run(recording, query, options, PrefectRunner(), reference)
-    [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
+    [paths] = write_outputs([result], output_dir, [output_stem(audio_path)], report, audio_path)
     summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
                "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
                "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}

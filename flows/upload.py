@@ -16,9 +16,10 @@ from .separate import output_stem, separate_flow
 
 @flow(name="separate-upload", log_prints=True)
 def separate_upload(audio_path: str, query: str, results_dir: str,
-                    options: pipeline.RunOptions | None = None) -> dict:
-    """An upload's outputs go to `<results_dir>/<name>/`; a bad upload fails this run alone."""
-    return separate_flow(audio_path, query, str(Path(results_dir) / output_stem(audio_path)), options)
+                    options: pipeline.RunOptions | None = None, report: bool = True) -> dict:
+    """An upload's outputs (HTML report included) go to `<results_dir>/<name>/`; a bad upload fails alone."""
+    return separate_flow(audio_path, query, str(Path(results_dir) / output_stem(audio_path)), options,
+                         report=report)
 
 
 @flow(name="rerun-manifest", log_prints=True)

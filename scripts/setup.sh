@@ -4,10 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# Audio tools for the open corpus: GM SoundFont instruments and effects, three speech synthesisers.
+# Audio tools for the open corpus: GM SoundFont instruments and effects, three speech synthesisers;
+# chromium: the tests open the HTML reports in it (headless).
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+    fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg chromium >/dev/null
 
 PIP="python3 -m pip install -q --disable-pip-version-check"
 # torch first and pinned: anything unpinned would pull a multi-GB CUDA build.
