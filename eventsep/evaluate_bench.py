@@ -96,7 +96,7 @@ def bench_evaluate(items: int = 40, seconds: float = 10.0, spec: GridSpec | None
     from .api import make_options
     from .evaluate import evaluate
 
-    spec = spec or GridSpec(fusions=("band", "rate", "progressive"))
+    spec = spec or GridSpec(fusions=("band", "band-reversed", "rate", "progressive"))
     options = make_options(separators=spec.separators[:2])
     previous = os.environ.get("EVENTSEP_CACHE")
     with tempfile.TemporaryDirectory(prefix="eventsep-bench-evaluate-") as folder:
@@ -104,28 +104,32 @@ def bench_evaluate(items: int = 40, seconds: float = 10.0, spec: GridSpec | None
         try:
             manifest = stand_in_set(Path(folder) / "set", items, seconds)
             plant_separator_outputs(manifest, options)
-            started = time.perf_counter()
-            evaluate(manifest, Path(folder) / "cold", spec, options, audio_items=3)
-            cold = time.perf_counter() - started
-            started = time.perf_counter()
-            doc = evaluate(manifest, Path(folder) / "warm", spec, options, report=False)
-            warm = time.perf_counter() - started
-            started = time.perf_counter()
-            rendered = evaluate(manifest, Path(folder) / "report", spec, options, audio_items=3)
-            with_report = time.perf_counter() - started
+            cold = timed(evaluate, manifest, Path(folder) / "cold", spec, options, audio_items=3)
+            warm = timed(evaluate, manifest, Path(folder) / "warm", spec, options, report=False)
+            with_report = timed(evaluate, manifest, Path(folder) / "report", spec, options, audio_items=3)
         finally:
             if previous is None:
                 os.environ.pop("EVENTSEP_CACHE", None)
             else:
                 os.environ["EVENTSEP_CACHE"] = previous
+    doc = warm[2]
     points = len(doc["grid"])
     speech = sum(1 for item in doc["items"] if item["kind"] == "speech")
-    rows = [("cold: SED + query once per item, then evaluate with report", cold),
-            (f"warm: evaluate {items} items x {points} grid points from cached outputs, metrics, no report", warm),
-            ("  per item and grid point", warm / (items * points)),
-            ("warm: evaluate with report (pictures of all items, audio of 3)", with_report),
-            ("  of which rendering the report (pictures, audio, HTML)", rendered["seconds"]["report"])]
+    rows = [("cold: SED + query once per item, then evaluate with report", *cold[:2]),
+            (f"warm: evaluate {items} items x {points} grid points from cached outputs, metrics, no report",
+             *warm[:2]),
+            ("  per item and grid point", warm[0] / (items * points), warm[1] / (items * points)),
+            ("warm: evaluate with report (pictures of all items, audio of 3)", *with_report[:2]),
+            ("  of which rendering the report (pictures, audio, HTML), wall", with_report[2]["seconds"]["report"],
+             float("nan"))]
     lines = [f"{items} stand-in items of {seconds:g} s ({speech} speech: STOI and ESTOI), {points} grid points, "
-             f"separators {', '.join(spec.separators)}, {os.cpu_count()} cores", "",
-             "| measurement | seconds |", "|---|---:|"]
-    return "\n".join(lines + [f"| {what} | {value:.3f} |" for what, value in rows])
+             f"separators {', '.join(spec.separators)}, {os.cpu_count()} cores, load average "
+             f"{os.getloadavg()[0]:.1f}", "", "| measurement | wall s | CPU s (this process) |", "|---|---:|---:|"]
+    return "\n".join(lines + [f"| {what} | {wall:.3f} | {cpu:.3f} |" for what, wall, cpu in rows])
+
+
+def timed(function, *args, **kwargs) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process, the value)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - wall, time.process_time() - cpu, value

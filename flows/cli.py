@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--query", default=EXAMPLE_QUERY)
     bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip (of each item) to time")
     _add_stage_options(bench)
-    _add_grid_options(bench, separators=False, fusions="band,rate,progressive", thresholds="0.3,0.5")
+    _add_grid_options(bench, separators=False, fusions="band,band-reversed,rate,progressive", thresholds="0.3,0.5")
     bench.set_defaults(run=cmd_bench)
 
     train = commands.add_parser("train", help="train a project model on the open corpus (resumable)")
