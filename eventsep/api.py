@@ -9,7 +9,7 @@ import numpy as np
 
 from .audio import Audio, audio_from_array, load_audio, resample
 from .locks import OwnedFileLockManager
-from .pipeline import (GridPoint, LocalRunner, Result, RunOptions, grid_product, load_cached,
+from .pipeline import (GridPoint, LocalRunner, Progress, Result, RunOptions, grid_product, load_cached,
                        refuse_grid, run)
 from .settings import settings
 from .store import ResultStore
@@ -48,14 +48,16 @@ def local_runner() -> LocalRunner:
 
 
 def separate(audio, query: str, *, options: RunOptions | dict | None = None, reference=None,
-             **overrides: Any) -> Result:
+             progress: Progress | None = None, **overrides: Any) -> Result:
     """Separate what `query` describes from `audio` (a path, an Audio, or (samples, rate)).
 
     Every stage is cached in the result store (EVENTSEP_RESULTS), shared with the Prefect flows.
+    `progress(stage, fraction)`, when given, hears each stage start (fraction None) and the long
+    ones go through the recording (0 to 1).
     """
     recording = as_audio(audio)
     return run(recording, query, make_options(options, **overrides), local_runner(),
-               _reference(reference, recording))
+               _reference(reference, recording), progress)
 
 
 def refuse(audio, query: str, grid: Iterable[GridPoint | dict] | None = None, *,

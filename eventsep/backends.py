@@ -25,7 +25,8 @@ class BackendUnavailable(RuntimeError):
 class Separator(Protocol):
     """Separates the sound `query` describes. Works at its own `sample_rate`; `identity()` is the
     sha256 of its weights (cheap after the first call). `param_fields` names the SeparatorParams
-    fields that change its output, so that only those are part of its cache key."""
+    fields that change its output, so that only those are part of its cache key. `progress` is
+    optional: a backend that takes it calls it with the fraction done (0 to 1) as it goes."""
 
     name: str
     sample_rate: int
@@ -33,7 +34,8 @@ class Separator(Protocol):
 
     def identity(self) -> str: ...
 
-    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams) -> np.ndarray: ...
+    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray: ...
 
 
 # name -> "module:callable" for the backends that ship with EventSep.

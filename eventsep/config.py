@@ -76,6 +76,14 @@ class MaskParams(StageParams):
                 spans.append((start, end))
         return tuple(sorted(spans))
 
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value):
+        from .ontology import check_class_names
+
+        check_class_names(value)
+        return value
+
     @model_validator(mode="after")
     def _check_levels(self):
         if self.low_threshold is not None and self.low_threshold > self.threshold:
@@ -111,11 +119,18 @@ class FusionParams(StageParams):
             raise ParamError(f"hop {self.hop} must not exceed n_fft {self.n_fft}")
         return self
 
-    def check_rate(self, sample_rate: int) -> None:
-        """Raise ParamError when the split frequency is not below the Nyquist frequency."""
-        if self.split_hz >= sample_rate / 2:
-            raise ParamError(
-                f"split_hz {self.split_hz:g} must be below Nyquist ({sample_rate / 2:g} Hz)")
+    def effective_split(self, sample_rate: int) -> float:
+        """The crossover at `sample_rate`: `split_hz`, or infinity when that is not below the Nyquist frequency
+        (the whole band of an 8 kHz recording lies below the default 4000 Hz)."""
+        return self.split_hz if self.split_hz < sample_rate / 2 else float("inf")
+
+    def rate_note(self, sample_rate: int) -> str | None:
+        """One line when a `band` mode's split is moved by the recording's rate (see effective_split), else None."""
+        if not self.mode.startswith("band") or self.effective_split(sample_rate) == self.split_hz:
+            return None
+        alone = "first separator's (AudioSep's)" if self.mode == "band" else "second separator's (FlowSep's)"
+        return (f"split_hz {self.split_hz:g} Hz is not below the Nyquist frequency of this {sample_rate} Hz "
+                f"recording ({sample_rate / 2:g} Hz): `{self.mode}` fusion uses the {alone} estimate alone")
 
 
 class QueryParams(StageParams):

@@ -174,12 +174,12 @@ class GridSpec(StageParams):
         return points
 
 
-def default_point(grid: list[GridPoint], options: RunOptions) -> GridPoint:
-    """The setting whose audio and pictures the report shows: the run's own (fusion of two separators, or the
-    one separator, with the options' mask), else the first grid point."""
-    separators = list(options.separators)
+def default_point(grid: list[GridPoint], options: RunOptions, run_separators: tuple[str, ...]) -> GridPoint:
+    """The setting whose audio and pictures the report shows: what `eventsep separate` answers by default
+    (`run_separators`: their fusion, or the one separator alone, with the options' mask), else the first point."""
+    fused = len(run_separators) >= 2 and tuple(run_separators[:2]) == tuple(options.separators[:2])
     wanted = GridPoint(mask_mode=options.mask.mode, threshold=options.mask.threshold,
-                       fusion_mode=options.fusion.mode, separator=None if len(separators) >= 2 else separators[0])
+                       fusion_mode=options.fusion.mode, separator=None if fused else run_separators[0])
     return next((point for point in grid if point.label() == wanted.label()), grid[0])
 
 
@@ -338,7 +338,7 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: Grid
         raise backends.BackendUnavailable("; ".join(f"{name}: {why}" for name, why in reasons.items()))
     options = make_options(options, separators=tuple(spec.separators[:2]))
     grid = spec.points()
-    default = default_point(grid, options)
+    default = default_point(grid, options, RunOptions().separators)
     runner = runner or local_runner()
     out_dir = Path(out_dir)
     started = time.perf_counter()

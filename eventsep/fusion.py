@@ -98,8 +98,8 @@ def first_weight(params: FusionParams, frequencies: np.ndarray, second_rate: flo
     relative = np.clip(frequencies / second_nyquist, 0.0, 1.0)
     weight = {
         "rate": np.full_like(frequencies, params.alpha),
-        "band": (frequencies < params.split_hz).astype(np.float64),
-        "band-reversed": (frequencies >= params.split_hz).astype(np.float64),
+        "band": (frequencies < params.effective_split(out_rate)).astype(np.float64),
+        "band-reversed": (frequencies >= params.effective_split(out_rate)).astype(np.float64),
         "progressive": 1.0 - relative,
         "progressive-reversed": relative,
     }[params.mode]
@@ -156,8 +156,6 @@ def fuse(first: np.ndarray, first_rate: int, second: np.ndarray | None, second_r
         return a
     if second_rate is None:
         raise ValueError("the second estimate needs its sample rate (second_rate)")
-    if params.mode.startswith("band"):
-        params.check_rate(out_rate)
     second = _signal(second, "second estimate")
     b = resample(second, second_rate, out_rate)
     if second_rate < out_rate:

@@ -51,3 +51,15 @@ def by_name(name: str) -> AudioSetClass:
         return _by_name()[name.strip().lower()]
     except KeyError:
         raise KeyError(f"no AudioSet class named {name!r}") from None
+
+
+def check_class_names(names) -> None:
+    """ValueError naming the first name that is no AudioSet display name, with the closest ones."""
+    import difflib
+
+    for name in names:
+        if str(name).strip().lower() not in _by_name():
+            close = difflib.get_close_matches(str(name).strip(), [c.name for c in classes()], n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+                "; names are AudioSet display names such as 'Speech' or 'Dog'"
+            raise ValueError(f"no AudioSet class named {name!r}{hint}")

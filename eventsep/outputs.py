@@ -1,5 +1,6 @@
 """Writes a run's outputs: target and residual stems, the event table (CSV, JSON), a JSON report and the
-HTML report (`eventsep.report`)."""
+HTML report (`eventsep.report`), staged in a temporary folder and moved in as a set; output names that keep
+a batch's inputs apart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 from pathlib import Path
 
 from .audio import write_audio
-from .atomic import write_text
+from .atomic import atomic_dir, write_text
 from .pipeline import Result
 
 EVENT_COLUMNS = ("onset", "offset", "label", "peak")
@@ -41,20 +42,33 @@ def report(result: Result) -> dict:
 def write_result(result: Result, folder: str | os.PathLike, stem: str, html: bool = True,
                  audio_path: str | None = None) -> dict[str, str]:
     """Write all outputs of `result` into `folder` as `<stem>.<part>.<ext>`; returns {part: path}.
-    `html`: also `<stem>.report.html` and its picture (its mixture player links to `audio_path`)."""
-    folder = Path(folder)
-    paths = {"target": folder / f"{stem}.target.wav", "residual": folder / f"{stem}.residual.wav",
-             "events_csv": folder / f"{stem}.events.csv", "events_json": folder / f"{stem}.events.json",
-             "report": folder / f"{stem}.report.json"}
-    write_audio(paths["target"], result.target, result.sample_rate)
-    write_audio(paths["residual"], result.residual, result.sample_rate)
-    write_text(paths["events_csv"], events_csv(result.events))
-    # Same bytes for the same result, whichever of its stages came from the cache.
-    write_text(paths["events_json"], json.dumps(canonical_events(result.events), indent=1))
-    write_text(paths["report"], json.dumps(report(result), indent=1, default=str, sort_keys=True))
-    written = {part: str(path) for part, path in paths.items()}
-    if html:
-        from .report import separation_report
+    `html`: also `<stem>.report.html` and its picture (its mixture player links to `audio_path`).
 
-        written.update(separation_report(result, folder, stem, audio_path))
-    return written
+    The files are written into a temporary folder first and moved in together once all are complete,
+    so a failure while writing leaves the previous run's set as it was."""
+    folder = Path(folder)
+    names = {"target": f"{stem}.target.wav", "residual": f"{stem}.residual.wav",
+             "events_csv": f"{stem}.events.csv", "events_json": f"{stem}.events.json",
+             "report": f"{stem}.report.json"}
+    with atomic_dir(folder) as staging:
+        write_audio(staging / names["target"], result.target, result.sample_rate)
+        write_audio(staging / names["residual"], result.residual, result.sample_rate)
+        write_text(staging / names["events_csv"], events_csv(result.events))
+        # Same bytes for the same result, whichever of its stages came from the cache.
+        write_text(staging / names["events_json"], json.dumps(canonical_events(result.events), indent=1))
+        write_text(staging / names["report"], json.dumps(report(result), indent=1, default=str, sort_keys=True))
+        if html:
+            from .report import separation_report
+
+            names.update(separation_report(result, staging, stem, audio_path, links_from=folder))
+    return {part: str(folder / name) for part, name in names.items()}
+
+
+def output_stems(paths: list[str]) -> list[str]:
+    """The output stem of each input: its name without the extension ("ex.mp3" -> "ex"); inputs whose
+    stems collide keep their whole name ("ex.mp3", "ex.ogg"), and names that still collide (one name in
+    two folders) get their position in the list ("ex.mp3.2")."""
+    stems = [Path(path).name.rsplit(".", 1)[0] or Path(path).name for path in paths]
+    names = [Path(path).name for path in paths]
+    chosen = [name if stems.count(stem) > 1 else stem for stem, name in zip(stems, names)]
+    return [f"{stem}.{index + 1}" if chosen.count(stem) > 1 else stem for index, stem in enumerate(chosen)]

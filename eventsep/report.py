@@ -220,8 +220,11 @@ def link_to(target: str | os.PathLike, folder: str | os.PathLike) -> str | None:
 
 # ---------------------------------------------------------------- the report of one separation
 
-def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: str | None = None) -> dict[str, str]:
-    """`<stem>.report.html` and its picture beside the outputs written by `outputs.write_result`."""
+def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: str | None = None,
+                      links_from: str | os.PathLike | None = None) -> dict[str, str]:
+    """`<stem>.report.html` and its picture written into `folder` beside the outputs of `outputs.write_result`;
+    returns their names. `links_from`: the folder the page will be read from, when `folder` is a staging one
+    (the mixture's player links to `audio_path` relative to it)."""
     folder = Path(folder)
     picture = folder / f"{stem}.report.png"
     mixture = result.target + result.residual
@@ -236,6 +239,7 @@ def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: 
         notes.append("A removal request: the target is the mixture without the described sound.")
     if result.extra.get("mask_note"):
         notes.append(result.extra["mask_note"])
+    notes += [str(warning) for warning in result.extra.get("warnings") or []]
     for name, why in (result.extra.get("unavailable_separators") or {}).items():
         notes.append(f"separator {name} not used: {why}")
     classes = result.mapping.get("classes", [])
@@ -246,7 +250,7 @@ def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: 
              + f" · fusion {esc(options['fusion']['mode'])}</p>"]
     parts += [f'<p class="note">{esc(note)}</p>' for note in notes]
     parts.append(image(picture.name, "spectrograms of mixture, target and residual; detector curve and mask"))
-    parts.append(players([("mixture", link_to(audio_path, folder) if audio_path else None),
+    parts.append(players([("mixture", link_to(audio_path, links_from or folder) if audio_path else None),
                           ("target", f"{stem}.target.wav"), ("residual", f"{stem}.residual.wav")]))
     parts.append("<h2>Events</h2>")
     parts.append(table(["onset s", "offset s", "label", "peak p"],
@@ -263,7 +267,7 @@ def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: 
         parts.append(table(list(result.metrics), [list(result.metrics.values())]))
     page_path = folder / f"{stem}.report.html"
     write_text(page_path, page(f"EventSep report: {query}", "\n".join(parts)))
-    return {"report_png": str(picture), "report_html": str(page_path)}
+    return {"report_png": picture.name, "report_html": page_path.name}
 
 
 # ---------------------------------------------------------------- the report of an evaluation

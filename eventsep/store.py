@@ -1,15 +1,18 @@
 """The result store: stage outputs as safetensors files named by their stage key, on any fsspec location.
 
 Arrays go in as tensors and metadata as JSON in the safetensors header, so reading a result never
-unpickles code. Local writes are atomic (temporary file, then rename); a truncated or damaged file
-is detected on read and treated as missing. The Prefect tasks write the very same files, so a
-notebook can read what a deployment computed.
+unpickles code. One sha256 covers the stage, the key, the metadata text and every array (name,
+dtype, shape, bytes). Local writes are atomic (temporary file, then rename); a truncated or damaged
+file is detected on read, deleted, named in one warning line and treated as missing, so the stage
+is recomputed. Files of an older format are recomputed without a warning. The Prefect tasks write
+the very same files, so a notebook can read what a deployment computed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import struct
 from dataclasses import dataclass, field
@@ -22,11 +25,18 @@ from safetensors.numpy import save as save_tensors
 
 from . import atomic
 
-FORMAT = "eventsep-result/1"
+# /2: the checksum covers the metadata too (/1 files are recomputed as stale, not reported as damaged).
+FORMAT = "eventsep-result/2"
+
+log = logging.getLogger("eventsep.store")
 
 
 class CorruptResult(ValueError):
     """A stored result is truncated, damaged or not an EventSep result."""
+
+
+class StaleResult(CorruptResult):
+    """A stored result written by an older EventSep in a format this one no longer reads."""
 
 
 @dataclass
@@ -42,14 +52,22 @@ class StageResult:
         return self.arrays[name]
 
 
+def checksum(stage: str, key: str, meta_text: str, arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over everything a result holds: its identity, its metadata as stored, and each array."""
+    digest = hashlib.sha256(json.dumps([FORMAT, stage, key, meta_text]).encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(json.dumps([name, array.dtype.str, list(array.shape)]).encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
 def encode(result: StageResult) -> bytes:
     arrays = {name: np.ascontiguousarray(a) for name, a in result.arrays.items()}
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        digest.update(name.encode())
-        digest.update(arrays[name].tobytes())
-    header = {"format": FORMAT, "stage": result.stage, "key": result.key,
-              "meta": result.meta, "sha256": digest.hexdigest()}
+    # the metadata is kept as the very text that was hashed, so reading it back cannot change a byte
+    meta_text = json.dumps(result.meta, sort_keys=True)
+    header = {"format": FORMAT, "stage": result.stage, "key": result.key, "meta": meta_text,
+              "sha256": checksum(result.stage, result.key, meta_text, arrays)}
     return save_tensors(arrays, metadata={"eventsep": json.dumps(header, sort_keys=True)})
 
 
@@ -78,17 +96,24 @@ def decode(blob: bytes, expected_key: str | None = None) -> StageResult:
         raise
     except Exception as error:  # safetensors raises its own error types
         raise CorruptResult(f"not a readable EventSep result ({error})") from None
+    if not isinstance(header, dict):
+        raise CorruptResult("no EventSep header")
+    if str(header.get("format", "")).startswith("eventsep-result/") and header["format"] != FORMAT:
+        raise StaleResult(f"older format {header['format']!r}")
     if header.get("format") != FORMAT:
         raise CorruptResult(f"unknown format {header.get('format')!r}")
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        digest.update(name.encode())
-        digest.update(arrays[name].tobytes())
-    if digest.hexdigest() != header["sha256"]:
-        raise CorruptResult("checksum mismatch")
-    if expected_key is not None and header["key"] != expected_key:
-        raise CorruptResult(f"holds key {header['key']} instead of {expected_key}")
-    return StageResult(header["stage"], header["key"], dict(arrays), header["meta"])
+    try:
+        stage, key, meta_text, expected = header["stage"], header["key"], header["meta"], header["sha256"]
+        if checksum(stage, key, meta_text, arrays) != expected:
+            raise CorruptResult("checksum mismatch")
+        meta = json.loads(meta_text)
+    except CorruptResult:
+        raise
+    except Exception as error:  # a header field missing or of the wrong type
+        raise CorruptResult(f"damaged EventSep header ({type(error).__name__}: {error})") from None
+    if expected_key is not None and key != expected_key:
+        raise CorruptResult(f"holds key {key} instead of {expected_key}")
+    return StageResult(stage, key, dict(arrays), meta)
 
 
 def _metadata_of(blob: bytes) -> dict[str, str]:
@@ -149,14 +174,19 @@ class ResultStore:
         self.write_bytes(result.key, encode(result))
 
     def load(self, key: str) -> StageResult | None:
-        """The stored result, or None when it is missing; a damaged file is removed and reported missing."""
+        """The stored result, or None when it is missing. A file that fails its checks is deleted and
+        reported missing, so the caller recomputes it; a damaged one (not merely an older format) is
+        named in one warning line."""
         blob = self.read_bytes(key)
         if blob is None:
             return None
         try:
             return decode(blob, expected_key=key)
-        except CorruptResult:
+        except CorruptResult as error:
             self.delete(key)
+            if not isinstance(error, StaleResult):
+                log.warning("eventsep: warning: result file %s (key %s) is damaged (%s); deleted, it will be "
+                            "recomputed", self.path(key), key, error)
             return None
 
     def keys(self) -> list[str]:
@@ -174,8 +204,9 @@ class ResultStore:
             head = handle.read(8)
             head += handle.read(struct.unpack("<Q", head)[0])
         header = json.loads(_metadata_of(head)["eventsep"])
+        meta = header["meta"]
         return {"key": key, "stage": header["stage"], "bytes": self.fs.size(path),
-                "meta": header["meta"]}
+                "meta": json.loads(meta) if isinstance(meta, str) else meta}
 
     def clear(self, stage: str | None = None) -> int:
         removed = 0

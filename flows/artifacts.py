@@ -23,6 +23,7 @@ def publish(summary: dict) -> None:
         lines += [f"**[HTML report: spectrograms, detector curve, players]({page.as_uri()})**", ""]
     if summary.get("note"):
         lines += [f"note: {summary['note']}", ""]
+    lines += [f"warning: {line}" for line in summary.get("warnings") or []] + ([""] if summary.get("warnings") else [])
     lines += [f"- {part}: [{path}](file://{Path(path).resolve()})" for part, path in summary["outputs"].items()]
     create_markdown_artifact("\n".join(lines), key=f"outputs-{key}", description="Output files")
 

@@ -19,11 +19,10 @@ from prefect.context import FlowRunContext
 
 from eventsep import pipeline
 from eventsep.config import one_line
+from eventsep.outputs import output_stems
 from eventsep.settings import settings
 from tasks.batch import separate_one, separate_recording
 from tasks.stages import PrefectRunner
-
-from .separate import output_stem
 
 
 def _on_dask() -> bool:
@@ -38,7 +37,7 @@ def batch_flow(audio_paths: list[str], query: str, output_dir: str,
                options: pipeline.RunOptions | None = None, report: bool = True) -> list[dict]:
     """One row per recording: its outputs, or the one-line reason it failed; `worker` says which process."""
     options = options or pipeline.RunOptions()
-    stems = [output_stem(path) for path in audio_paths]
+    stems = output_stems(audio_paths)  # inputs with one stem (ex.mp3, ex.ogg) keep their whole names
     if not _on_dask():
         runner = PrefectRunner()
         return [separate_one(path, stem, query, output_dir, options, runner, report)

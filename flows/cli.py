@@ -38,6 +38,22 @@ def prepare_prefect_environment(verbose: bool = False) -> None:
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
 
 
+@contextmanager
+def plain_warnings():
+    """EventSep's warnings (a damaged result file, ...) as their own one line on stderr, on every path:
+    not in Prefect's log format, and not twice. The logger is as it was afterwards."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("eventsep")
+    saved = logger.handlers, logger.level, logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.handlers, logger.level, logger.propagate = saved
+
+
 def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", choices=["hard", "soft", "off"], help="mask mode (default soft)")
     parser.add_argument("--threshold", type=float, help="θ in [0, 1] (default 0.5)")
@@ -50,11 +66,14 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
                                              "progressive-reversed"])
     parser.add_argument("--alpha", type=float, help="weight of the first separator in --fusion rate")
     parser.add_argument("--split-hz", type=float, help="crossover of the band modes")
-    parser.add_argument("--separators", help='comma-separated, first gives the phase (default "audiosep,flowsep")')
+    parser.add_argument("--separators", help="comma-separated, first gives the phase (default audiosep, and flowsep "
+                        "where its model card shows it within 3 dB of AudioSep: `eventsep models card NAME`)")
     parser.add_argument("--sed", help="SED backend (default yamnet)")
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
     parser.add_argument("--reference", help="clean target recording: adds metrics")
     parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress display (none either when stderr is not a terminal)")
 
 
 def _add_grid_options(parser: argparse.ArgumentParser, separators: bool = True, fusions: str = "band,rate",
@@ -83,43 +102,62 @@ def options_from_args(args: argparse.Namespace):
     return make_options(mask=mask, fusion=fusion, separators=separators, sed=args.sed, encoder=args.encoder)
 
 
-@contextmanager
-def progress(message: str, quiet: bool):
-    """A spinner with elapsed time on stderr while long work runs (nothing when not a terminal)."""
-    if quiet or not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
+def check_output_folder(path: str | os.PathLike) -> None:
+    """ValueError (one line) when `path` is a file or cannot become a folder this process can write to;
+    checked before any work, and nothing is created."""
+    folder = Path(path)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"lies under {existing}, which is a file"
+        raise ValueError(f"output folder {path} {where}, not a folder")
+    import tempfile
 
-    with Console(stderr=True).status(message):
-        yield
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"output folder {path} cannot be written ({error.strerror or error} in {existing})"
+                         ) from None
 
 
 def cmd_separate(args) -> int:
+    from flows.progress import ProgressDisplay
+
+    check_output_folder(args.output)
     options = options_from_args(args)
     started = time.perf_counter()
-    with progress(f"separating {args.input} ...", args.quiet):
+    with ProgressDisplay(args.quiet) as display:
         if args.local:
             from eventsep.api import separate
             from eventsep.outputs import write_result
             from flows.separate import output_stem
 
-            result = separate(args.input, args.query, options=options, reference=args.reference)
+            result = separate(args.input, args.query, options=options, reference=args.reference, progress=display)
+            display("write", None)
             summary = {"outputs": write_result(result, args.output, output_stem(args.input), not args.no_report,
                                                args.input),
                        "metrics": result.metrics, "events": result.events, "separators": result.separators,
-                       "note": result.extra.get("mask_note")}
+                       "note": result.extra.get("mask_note"), "warnings": result.extra.get("warnings", [])}
         else:
             from flows.separate import separate_flow
 
-            summary = separate_flow(args.input, args.query, args.output, options, args.reference,
+            summary = separate_flow(args.input, args.query, args.output, options, args.reference, display,
                                     report=not args.no_report)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     _print_summary(summary, args)
     return EXIT_OK
 
 
+def print_warnings(lines: list[str], source: str | None = None) -> None:
+    """Each warning of a run as one line on stderr (whatever --json says)."""
+    for line in lines or []:
+        print(f"eventsep: warning: {f'{source}: ' if source else ''}{line}", file=sys.stderr)
+
+
 def _print_summary(summary: dict, args) -> None:
+    print_warnings(summary.get("warnings"))
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return
@@ -137,6 +175,7 @@ def _print_summary(summary: dict, args) -> None:
 def cmd_batch(args) -> int:
     if args.local and args.dask:
         raise ValueError("--dask runs the batch as a Prefect flow on Dask workers; drop --local")
+    check_output_folder(args.output)
     options = options_from_args(args)
     from flows.batch import run_batch
 
@@ -147,6 +186,8 @@ def cmd_batch(args) -> int:
     rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers,
                      report=not args.no_report)
     failed = [r for r in rows if r.get("error")]
+    for row in rows:
+        print_warnings(row.get("warnings"), row["audio"])
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
     else:
@@ -160,6 +201,8 @@ def cmd_batch(args) -> int:
 def cmd_refuse(args) -> int:
     from eventsep.pipeline import grid_product
 
+    if args.output:
+        check_output_folder(args.output)
     options = options_from_args(args)
     grid = grid_product(args.masks.split(","), [float(t) for t in args.thresholds.split(",")],
                         args.fusions.split(","))
@@ -251,21 +294,33 @@ def evaluation_table(doc: dict) -> str:
 
 
 def cmd_detect(args) -> int:
-    """SED alone: the event table of the named classes, or of every class that reaches θ."""
+    """SED alone: the event table of the named classes, else of the --top classes by peak probability that
+    reach θ (or, with --all, of every class that reaches θ)."""
     from eventsep.api import as_audio, local_runner
     from eventsep.config import MaskParams, SedParams
     from eventsep.mask import compute_mask
-    from eventsep.ontology import by_name, classes
+    from eventsep.ontology import by_name, check_class_names, classes
     from eventsep.outputs import events_csv
 
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, not {args.top}")
+    params = MaskParams(mode="hard", threshold=args.threshold, min_peak=0.0)
+    names = [name.strip() for name in args.classes.split(";") if name.strip()] if args.classes else []
+    check_class_names(names)
+    if args.output:
+        if Path(args.output).is_dir():
+            raise ValueError(f"-o {args.output} is a folder; name a .csv or .json file")
+        check_output_folder(Path(args.output).parent)
     recording = as_audio(args.input)
     sed = local_runner().run("sed", recording=recording, model=args.sed or "yamnet", params=SedParams())
     probs, frame_rate = sed["probs"], sed.meta["frame_rate"]
-    params = MaskParams(mode="hard", threshold=args.threshold, min_peak=0.0)
-    if args.classes:
-        chosen = [by_name(name.strip()) for name in args.classes.split(";") if name.strip()]
+    if names:
+        chosen = [by_name(name) for name in names]
     else:
-        chosen = [c for c in classes() if probs[:, c.index].max() >= args.threshold]
+        peaks, means = probs.max(axis=0), probs.mean(axis=0)
+        chosen = sorted((c for c in classes() if peaks[c.index] >= args.threshold),
+                        key=lambda c: (-peaks[c.index], -means[c.index]))
+        chosen = chosen if args.all else chosen[:args.top]
     events = []
     for entry in chosen:
         events += compute_mask(probs, frame_rate, [entry.index], params, num_samples=len(recording.samples),
@@ -373,18 +428,30 @@ def cmd_train(args) -> int:
         state = train_mini_separator(args.model, folder, args.minutes, args.rounds, args.export, not args.fresh,
                                      settings)
     print(json.dumps(state["history"][-1] if state.get("history") else state))
+    if args.export:
+        from eventsep.hashing import file_sha256
+        from eventsep.pretrained import path_of
+
+        print(f"record sha256 {file_sha256(path_of(args.model))} for {args.model} in eventsep/pretrained.py "
+              "(the weights are checked against it when loaded)")
     return EXIT_OK
 
 
 def cmd_models(args) -> int:
     from eventsep import pretrained
 
+    if args.action == "card":
+        from eventsep.cards import card_names, load_card, render
+
+        for name in [args.name] if args.name else card_names():
+            print(render(load_card(name)) + "\n")
+        return EXIT_OK
     names = [args.name] if args.name else list(pretrained.REGISTRY)
     if args.action == "list":
         print(f"model folder: {pretrained.models_dir()}")
         for name in names:
             entry = pretrained.REGISTRY[name]
-            present = "present" if pretrained.path_of(name).is_file() else "absent"
+            present = "present" if pretrained.path_of(name).exists() else "absent"
             print(f"{name:32s} {present:8s} {entry.stage:36s} {entry.filename}  sha256={entry.sha256 or '-'}  "
                   f"{entry.url or 'made by this project'}")
         return EXIT_OK
@@ -408,10 +475,12 @@ def cmd_models(args) -> int:
         return EXIT_OK
     failures = 0
     for name in names:
-        ok, message = pretrained.verify(name)
-        failures += not ok
-        print(f"{'ok' if ok else 'FAILED':6s} {name}: {message}")
-    return EXIT_FAILED if failures else EXIT_OK
+        status, message = pretrained.verify(name)
+        failures += status == "failed"
+        print(f"{status.upper() if status == 'failed' else status:6s} {name}: {message}")
+    # absent optional files are not failures: exit 0 exactly when every file present is whole and the
+    # default backends have all theirs
+    return EXIT_BAD_INPUT if failures else EXIT_OK
 
 
 def cmd_serve(args) -> int:
@@ -422,7 +491,8 @@ def cmd_serve(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventsep", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="Prefect's logs at INFO")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress display (there is none either when stderr is not a terminal)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -471,8 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect = commands.add_parser("detect", help="print the event table of a recording (SED only)")
     detect.add_argument("input")
-    detect.add_argument("--classes", help='AudioSet names, ";"-separated (default: every class reaching θ)')
-    detect.add_argument("--threshold", type=float, default=0.5)
+    detect.add_argument("--classes", help='AudioSet names, ";"-separated (default: the --top classes)')
+    detect.add_argument("--threshold", type=float, default=0.5, help="θ an event must reach (default 0.5)")
+    detect.add_argument("--top", type=int, default=5,
+                        help="the classes with the highest peak probability reaching θ (default 5)")
+    detect.add_argument("--all", action="store_true", help="every class that reaches θ")
     detect.add_argument("--sed", help="SED backend (default yamnet)")
     detect.add_argument("-o", "--output", help="also write the table to this .csv or .json file")
     detect.set_defaults(run=cmd_detect)
@@ -507,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     models = commands.add_parser("models", help="list, verify or pull the model files")
-    models.add_argument("action", choices=["list", "verify", "pull", "convert"])
+    models.add_argument("action", choices=["list", "verify", "pull", "convert", "card"])
     models.add_argument("name", nargs="?")
     models.add_argument("--yes", action="store_true", help="convert: confirm unpickling without a prompt")
     models.set_defaults(run=cmd_models)
@@ -524,12 +597,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run a Prefect flow unless --local is given.
+FLOW_COMMANDS = ("separate", "batch", "refuse", "train")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`argv` None means a program run (the console script, `python -m flows.cli`): only then does Ctrl-C
+    or SIGTERM end the process at once, and the temporary Prefect server die with it even on kill -9."""
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # its options are deployments.local's own
         return cmd_serve(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     prepare_prefect_environment(args.verbose)
+    if as_program:
+        from eventsep.procs import exit_promptly_on_signals
+
+        exit_promptly_on_signals()
+        if args.command in FLOW_COMMANDS and not args.local:
+            from flows.temporary_server import start_temporary_server
+
+            start_temporary_server()
+    warnings_shown = plain_warnings()
+    warnings_shown.__enter__()
     from pydantic import ValidationError
 
     from eventsep.audio import AudioError
@@ -554,6 +644,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("eventsep: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # e.g. the disk filled up while writing: one line, not a traceback
+        print(f"eventsep: {one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        warnings_shown.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

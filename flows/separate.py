@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable
 
 from prefect import flow
 
 from eventsep import pipeline
+from eventsep.outputs import output_stems
 from flows.artifacts import publish
 from tasks.stages import PrefectRunner, load_recording, load_reference, write_outputs
 
 
 def output_stem(audio_path: str) -> str:
-    return Path(audio_path).name.rsplit(".", 1)[0]
+    return output_stems([audio_path])[0]
 
 
 @flow(name="separate", log_prints=True)
 def separate_flow(audio_path: str, query: str, output_dir: str,
                   options: pipeline.RunOptions | None = None,
-                  reference_path: str | None = None, report: bool = True) -> dict:
+                  reference_path: str | None = None, progress: Callable | None = None,
+                  report: bool = True) -> dict:
     """Separate what `query` describes from `audio_path`; writes target, residual, events, the JSON report and
-    (unless `report` is False) the HTML report."""
+    (unless `report` is False) the HTML report.
+    `progress(stage, fraction)` (in-process callers, e.g. the command line's display) hears how it goes."""
     options = options or pipeline.RunOptions()
+    if progress is not None:
+        progress("load", None)
     recording = load_recording(audio_path)
     reference = load_reference(reference_path, recording) if reference_path else None
-    result = pipeline.run(recording, query, options, PrefectRunner(), reference)
+    result = pipeline.run(recording, query, options, PrefectRunner(), reference, progress)
+    if progress is not None:
+        progress("write", None)
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)], report, audio_path)
     summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
                "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
+               "warnings": result.extra.get("warnings", []),
                "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}
     publish(summary)
     return summary

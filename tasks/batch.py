@@ -43,7 +43,8 @@ def separate_one(path: str, stem: str, query: str, output_dir: str, options: pip
         recording = load_recording(path)
         result = pipeline.run(recording, query, options, runner)
         [outputs] = write_outputs([result], output_dir, [stem], report, path)
-        row = {"audio": path, "outputs": outputs, "events": result.events}
+        row = {"audio": path, "outputs": outputs, "events": result.events,
+               "warnings": result.extra.get("warnings", [])}
     except RECORDING_FAILURES as error:
         print(f"{path}: {error}")
         row = {"audio": path, "error": str(error)}

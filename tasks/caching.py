@@ -2,9 +2,10 @@
 
 Prefect keeps a result as a payload file plus a metadata record. Here the payload *is* the
 `eventsep.store` file `<results>/<stage key>`, and the record is derived from it on every lookup
-(`PayloadRecords`): a record exists exactly when a complete payload does. So a deleted or truncated
-result file is recomputed instead of failing, and results written by `eventsep.separate` without
-Prefect are cache hits for the flows, and the other way round.
+(`PayloadRecords`): a record exists exactly when a complete payload that passes its checksum does.
+So a deleted, truncated or damaged result file is recomputed instead of failing (a damaged one is
+named in a warning), and results written by `eventsep.separate` without Prefect are cache hits for
+the flows, and the other way round.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ class PayloadRecords(WritableFileSystem):
     def read_path(self, path: str, _sync: bool | None = None) -> bytes | None:
         files = ResultFiles(url=self.url)
         key = _key_of(path)
-        if not files.store.is_complete(key):
-            files.store.delete(key)  # a truncated payload must never be read back
+        # Check the whole payload here (size, checksum over arrays and metadata, key): a damaged one is
+        # deleted and named in one warning line, and the task recomputes instead of failing on it.
+        if files.store.load(key) is None:
             return None
         return ResultRecordMetadata(storage_key=files._resolve_path(key),
                                     serializer=StageResultSerializer()).dump_bytes()

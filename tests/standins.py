@@ -69,6 +69,24 @@ class GainSeparator:
         return (samples * self.gain).astype(np.float32)
 
 
+class LowPassSeparator:
+    """"Separates" whatever is asked for as the input below 1 kHz (a brick wall in the FFT): on a mixture of a
+    low and a high tone it answers with the low one, so keeping and removing give different answers."""
+
+    name = "standin-lowpass"
+    sample_rate = 32000
+    param_fields = ()
+    cutoff_hz = 1000.0
+
+    def identity(self) -> str:
+        return "standin-lowpass-v1"
+
+    def separate(self, samples, query, params):
+        spectrum = np.fft.rfft(samples)
+        spectrum[np.fft.rfftfreq(len(samples), 1 / self.sample_rate) >= self.cutoff_hz] = 0
+        return np.fft.irfft(spectrum, len(samples)).astype(np.float32)
+
+
 def register_all(weights_folder: Path) -> None:
     weights_folder.mkdir(parents=True, exist_ok=True)
     for name in ("standin-a", "standin-b"):
@@ -81,6 +99,7 @@ def register_all(weights_folder: Path) -> None:
                       lambda: GainSeparator("standin-a", 32000, 0.5, weights_folder / "standin-a.bin"))
     backends.register("separator", "standin-b",
                       lambda: GainSeparator("standin-b", 16000, 0.25, weights_folder / "standin-b.bin"))
+    backends.register("separator", "standin-lowpass", LowPassSeparator)
 
 
 STANDIN_OPTIONS = {"encoder": "standin-encoder", "sed": "standin-sed",

@@ -113,6 +113,33 @@ def test_separator_backend_works_at_any_length():
         assert out.shape == (length,) and np.isfinite(out).all()
 
 
+def test_digital_silence_inside_a_signal_reads_the_official_magnitude_floor():
+    """The official code feeds the network sqrt(max(re² + im², 1e-10)): a silent bin reads 1e-5, its phase is
+    0, and the output stays finite (a bare |X| would divide 0 by 0 there)."""
+    model = tiny_model()
+    rate = 8000
+    t = np.arange(3 * rate) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(4).standard_normal(len(t)))
+    samples[rate:2 * rate] = 0.0  # one second of digital silence in the middle
+    seen = {}
+    hook = model.base.bn0.register_forward_hook(lambda m, inputs, out: seen.setdefault("in", inputs[0].clone()))
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(samples.astype(np.float32))[None, None],
+                        torch.randn(1, TINY.condition_size))[0, 0].numpy()
+    finally:
+        hook.remove()
+    magnitude = seen["in"].transpose(1, 3)[0, 0]  # (frames, bins), undoing bn0's transpose
+    hop = TINY.hop
+    silent = slice(rate // hop + TINY.n_fft // hop + 1, 2 * rate // hop - TINY.n_fft // hop - 1)  # frames inside
+    torch.testing.assert_close(magnitude[silent], torch.full_like(magnitude[silent], 1e-5), rtol=1e-6, atol=0)
+    assert magnitude[: rate // hop - TINY.n_fft // hop].min() > 1e-5  # the floor does not touch the signal
+    assert np.isfinite(out).all()
+    inner = out[rate + TINY.n_fft: 2 * rate - TINY.n_fft]
+    assert np.abs(inner).max() == 0.0  # a silent bin's phase is 0: nothing comes out of silence
+    assert np.abs(out[: rate // 2]).max() > 1e-3
+
+
 def test_mask_loss_keeps_its_gradient_where_the_mask_has_saturated_at_zero():
     """A prompt the model answers with silence (mask logits far below zero) gets almost no gradient from the
     waveform loss; the mask cross-entropy must still pull the mask towards the ideal one."""

@@ -12,6 +12,7 @@ from eventsep import pipeline
 from eventsep.audio import Audio
 from eventsep.settings import settings
 from eventsep.store import ResultStore
+from damage import change_meta_digit, flip_array_byte
 from standins import CALLS
 
 ALL_STAGES = ["map_query", "sed", "mask", "separate", "separate", "fuse"]
@@ -98,6 +99,34 @@ def test_truncated_result_file_is_recomputed_not_read(cache_env, mixture, standi
     again, computed = run(mixture, standin_options)
     assert "sed" in computed
     np.testing.assert_array_equal(again.gain, result.gain)
+
+
+def test_damaged_result_files_are_recomputed_and_named(cache_env, mixture, standin_options, caplog):
+    result, _ = run(mixture, standin_options)
+    assert result.events
+    store = ResultStore(settings().results_url)
+    damaged = {stage: Path(store.path(result.keys[stage])) for stage in ("separate:standin-a", "mask")}
+    flip_array_byte(damaged["separate:standin-a"])
+    change_meta_digit(damaged["mask"], b"onset")
+    with caplog.at_level("WARNING", logger="eventsep.store"):
+        again, computed = run(mixture, standin_options)
+    assert computed == ["mask", "separate"]
+    assert again.events == result.events
+    np.testing.assert_array_equal(again.target, result.target)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    for stage, path in damaged.items():
+        assert any(str(path) in w and result.keys[stage] in w for w in warnings)
+
+
+def test_refuse_names_a_damaged_file_and_asks_for_a_rerun(cache_env, mixture, standin_options, caplog):
+    result, _ = run(mixture, standin_options)
+    path = Path(ResultStore(settings().results_url).path(result.keys["sed"]))
+    flip_array_byte(path)
+    with caplog.at_level("WARNING", logger="eventsep.store"), pytest.raises(pipeline.NotCached):
+        eventsep.api.refuse(mixture, "the tone", pipeline.grid_product(["hard"], [0.5], ["rate"]),
+                            options=standin_options)
+    assert [str(path) in r.getMessage() for r in caplog.records] == [True]
 
 
 def test_two_concurrent_identical_runs_compute_once(cache_env, mixture, standin_options, monkeypatch):

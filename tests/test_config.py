@@ -30,10 +30,12 @@ def test_mask_params_errors_are_one_readable_line(params, field):
     assert "\n" not in line and field in line
 
 
-def test_split_must_be_below_nyquist():
-    FusionParams(split_hz=7999).check_rate(16000)
-    with pytest.raises(ParamError, match="Nyquist"):
-        FusionParams(split_hz=8000).check_rate(16000)
+def test_a_split_at_or_above_nyquist_moves_to_it_and_says_so():
+    assert FusionParams(split_hz=7999).effective_split(16000) == 7999
+    assert FusionParams(split_hz=7999).rate_note(16000) is None
+    assert FusionParams(split_hz=8000).effective_split(16000) == float("inf")
+    assert "16000 Hz" in FusionParams(split_hz=8000).rate_note(16000)
+    assert FusionParams(mode="rate", split_hz=8000).rate_note(16000) is None  # no split in `rate`
 
 
 def test_spans_must_lie_inside_the_recording():

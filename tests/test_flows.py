@@ -11,6 +11,7 @@ from eventsep.api import make_options
 from eventsep.audio import write_audio
 from eventsep.settings import settings
 from eventsep.store import ResultStore
+from damage import change_meta_digit, flip_array_byte
 from standins import CALLS
 
 pytestmark = pytest.mark.slow
@@ -99,6 +100,28 @@ def test_deleted_and_truncated_results_are_recomputed_without_hanging(
     assert sorted(states["separate"]) == ["Cached", "Completed"]
 
 
+def test_damaged_results_are_recomputed_and_named_on_the_prefect_path(
+        prefect_server, cache_env, wav, standin_options, caplog):
+    options = make_options(standin_options)
+    summary, _ = separate(wav, cache_env / "out", options)
+    report = json.loads(Path(summary["outputs"]["report"]).read_text())
+    target = Path(summary["outputs"]["target"]).read_bytes()
+    store = ResultStore(settings().results_url)
+    damaged = {stage: Path(store.path(report["keys"][stage])) for stage in ("separate:standin-a", "mask")}
+    flip_array_byte(damaged["separate:standin-a"])
+    change_meta_digit(damaged["mask"], b"onset")
+    calls = dict(CALLS)
+    with caplog.at_level("WARNING", logger="eventsep.store"):
+        again, states = separate(wav, cache_env / "out", options)
+    assert CALLS["standin-a"] == calls["standin-a"] + 1
+    assert sorted(states["separate"]) == ["Cached", "Completed"] and states["mask"] == ["Completed"]
+    assert again["events"] == summary["events"]
+    assert Path(again["outputs"]["target"]).read_bytes() == target
+    warnings = [r.getMessage() for r in caplog.records if r.name == "eventsep.store"]
+    for stage, path in damaged.items():
+        assert any(str(path) in w and report["keys"][stage] in w for w in warnings)
+
+
 def test_lock_left_by_a_killed_run_does_not_block(prefect_server, cache_env, wav, standin_options):
     import subprocess
     import sys
@@ -174,6 +197,21 @@ def test_result_store_on_an_fsspec_location(prefect_server, cache_env, wav, stan
     _, states = separate(wav, cache_env / "out", options)
     assert dict(CALLS) == calls and states["separate"] == ["Cached", "Cached"]
     store.clear()
+
+
+def test_batch_keeps_inputs_with_one_stem_apart_and_each_report_names_its_input(prefect_server, cache_env, wav,
+                                                                                 mixture, standin_options):
+    from eventsep.audio import write_audio
+    from flows.batch import batch_flow
+
+    other = cache_env / "in" / "tone.flac"
+    write_audio(other, mixture.samples * 0.5, mixture.sample_rate)
+    rows = within(120, batch_flow, [wav, str(other)], "the tone", str(cache_env / "batch"),
+                  make_options(standin_options))
+    targets = [Path(row["outputs"]["target"]).name for row in rows]
+    assert targets == ["tone.wav.target.wav", "tone.flac.target.wav"]
+    for row, source in zip(rows, [wav, str(other)]):
+        assert json.loads(Path(row["outputs"]["report"]).read_text())["input"] == source
 
 
 def test_evaluate_flow_runs_the_stage_tasks_once_and_links_its_report(prefect_server, cache_env, standin_options):

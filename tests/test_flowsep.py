@@ -251,7 +251,7 @@ def test_mini_training_resumes_and_the_export_separates(tmp_path, monkeypatch):
     assert [h["step"] for h in second["history"]] == [first["step"], second["step"]]
     assert np.isfinite(second["history"][-1]["si_sdri_mean"])
     path = export(folder, tmp_path / "flowsep-mini.safetensors")
-    monkeypatch.setitem(pretrained.REGISTRY, "flowsep-mini", replace(pretrained.REGISTRY["flowsep-mini"], packaged=path))
+    monkeypatch.setitem(pretrained.REGISTRY, "flowsep-mini", replace(pretrained.REGISTRY["flowsep-mini"], packaged=path, sha256=None))
     model, metadata = pretrained.load_mini_flowsep()
     assert json.loads(metadata["state"])["step"] == second["step"]
     separator = FlowSepSeparator("flowsep", model, _Echo(), "test")
@@ -268,7 +268,7 @@ def test_training_flow_runs_rounds_and_exports(prefect_server, tmp_path, monkeyp
 
     monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
     target = tmp_path / "exported.safetensors"
-    monkeypatch.setitem(pretrained.REGISTRY, "flowsep-mini", replace(pretrained.REGISTRY["flowsep-mini"], packaged=target))
+    monkeypatch.setitem(pretrained.REGISTRY, "flowsep-mini", replace(pretrained.REGISTRY["flowsep-mini"], packaged=target, sha256=None))
     config = {"train_seeds": (0, 2), "validation_seeds": (100_000, 100_001), "item_seconds": 2.0,
               "crop_seconds": 0.64, "batch_size": 2}
     state = train_mini_separator("flowsep-mini", str(tmp_path / "run"), minutes=0.1, rounds=2, export=True,

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from eventsep.audio import resample
-from eventsep.config import FusionParams, ParamError
+from eventsep.config import FusionParams
 from eventsep.fusion import align, fuse, istft, residual, rms_match, stft
 from eventsep.metrics import si_sdr
 
@@ -79,9 +79,12 @@ def test_single_estimate_is_passed_through():
     np.testing.assert_array_equal(fuse(first, RATE, None, None, FusionParams(), out_rate=RATE), first)
 
 
-def test_split_at_or_above_nyquist_is_refused():
-    with pytest.raises(ParamError, match="Nyquist"):
-        fuse(tone(440, rate=8000), 8000, tone(440, rate=8000), 8000, FusionParams(split_hz=4000), out_rate=8000)
+@pytest.mark.parametrize("mode, alone", [("band", "first"), ("band-reversed", "second")])
+def test_a_split_at_or_above_nyquist_leaves_one_estimate(mode, alone):
+    """8 kHz input, default split 4000 Hz: the whole band lies below the split."""
+    first, second = tone(440, rate=8000), tone(440, rate=8000, amplitude=0.2)
+    fused = fuse(first, 8000, second, 8000, FusionParams(mode=mode, split_hz=4000, rms_match=False), out_rate=8000)
+    np.testing.assert_allclose(fused, first if alone == "first" else second, atol=1e-4)
 
 
 def test_residual_is_mixture_minus_target():
@@ -162,3 +165,14 @@ def test_fuse_aligns_a_late_16k_estimate_before_combining():
     unaligned = fuse(first, RATE, second, 16000, params.model_copy(update={"max_lag_ms": 0}), out_rate=RATE)
     assert si_sdr(aligned[RATE // 10:], first[RATE // 10:]) > 30
     assert si_sdr(unaligned[RATE // 10:], first[RATE // 10:]) < 10
+
+
+def test_loudness_matching_brings_a_quiet_second_estimate_to_the_first():
+    """With rms_match (the default) a second estimate at 0.1x the first's level is scaled to it before the
+    magnitudes mix, so rate fusion at alpha 0.5 gives the first back; without it, 0.5 + 0.5 x 0.1 = 0.55x."""
+    first = tone(1000) + tone(2500, amplitude=0.2)
+    matched = fuse(first, RATE, 0.1 * first, RATE, FusionParams(mode="rate", alpha=0.5), out_rate=RATE)
+    np.testing.assert_allclose(matched, first, atol=2e-3)
+    unmatched = fuse(first, RATE, 0.1 * first, RATE, FusionParams(mode="rate", alpha=0.5, rms_match=False),
+                     out_rate=RATE)
+    assert np.sqrt(np.mean(unmatched ** 2) / np.mean(first ** 2)) == pytest.approx(0.55, rel=0.01)

@@ -223,3 +223,24 @@ def test_apply_gain_scales_each_sample_and_each_channel():
     gain = np.array([0.0, 0.5, 1.0], np.float32)
     np.testing.assert_allclose(apply_gain(np.array([2.0, 2.0, 2.0]), gain), [0.0, 1.0, 2.0])
     np.testing.assert_allclose(apply_gain(np.ones((3, 2)), gain), [[0, 0], [0.5, 0.5], [1, 1]])
+
+
+def test_a_probability_equal_to_theta_counts_as_on():
+    """p >= θ, not p > θ: 0.5 is exact in float32, so the event frames sit exactly at θ."""
+    hard = mask(probs_with_event(level=0.5), mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0)
+    assert gain_at(hard, 1.7) == 1.0 and len(hard.events) == 1
+    held = mask(probs_with_event(level=0.5), mode="hard", threshold=0.5, smoothing="hysteresis", min_event_seconds=0)
+    assert gain_at(held, 1.7) == 1.0 and len(held.events) == 1
+
+
+def test_hysteresis_releases_at_half_theta_by_default():
+    """θ 0.6: a dip to 0.35 (above θ/2 = 0.3) keeps one event; a dip to 0.25 (below θ/2) splits it in two."""
+    def events_with_dip(level):
+        probs = probs_with_event(level=0.9)
+        probs[140:160, 2] = level
+        return mask(probs, mode="hard", threshold=0.6, smoothing="hysteresis", min_event_seconds=0).events
+
+    assert len(events_with_dip(0.35)) == 1
+    assert len(events_with_dip(0.25)) == 2
+    # a dip to exactly the release level stays on (p >= low)
+    assert len(events_with_dip(0.3)) == 1

@@ -72,13 +72,29 @@ def test_framewise_output_is_a_probability_with_floor_n_over_320_plus_1_frames()
         assert out.probs.max() < 1e-6 and out.probs.min() >= 0.0
 
 
-def test_long_input_in_chunks_matches_one_pass_away_from_the_borders():
+@pytest.fixture(scope="module")
+def tiny_with_statistics():
+    """Small widths (the receptive field does not depend on them), non-trivial batch-norm statistics."""
     torch.manual_seed(2)
     model = Cnn14DecisionLevelMax(widths=(4, 4, 8, 8, 8, 8)).eval()
-    samples = np.random.default_rng(3).standard_normal(32000 * 5).astype(np.float32) * 0.1
-    whole = PannsSed(model, "tiny").detect(samples, 32000).probs
-    chunked_backend = PannsSed(model, "tiny")
-    chunked_backend.chunk_seconds = 2.56  # 256 frames: a multiple of the 32-frame segments
-    chunked = chunked_backend.detect(samples, 32000).probs
-    assert chunked.shape == whole.shape
-    np.testing.assert_allclose(chunked[:200], whole[:200], atol=1e-4)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.mark.parametrize("chunk_seconds", [60.0, 7.0])
+def test_65_s_in_chunks_equals_one_pass(tiny_with_statistics, chunk_seconds):
+    """Chunks start on 32-frame decision segments with context beyond the receptive field: every frame
+    equals one pass, at the chunk boundaries too (60 s: one boundary near 59.8 s; 7 s: nine boundaries).
+    Without the context the frames from ~3 segments before each boundary differ by up to ~1e-2."""
+    samples = np.random.default_rng(3).standard_normal(32000 * 65).astype(np.float32) * 0.1
+    with torch.inference_mode():
+        whole = tiny_with_statistics(torch.from_numpy(samples)[None])[0].numpy()
+    backend = PannsSed(tiny_with_statistics, "tiny")
+    backend.chunk_seconds = chunk_seconds
+    chunked = backend.detect(samples, 32000).probs
+    assert chunked.shape == whole.shape == (65 * 100 + 1, 527)
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-4)

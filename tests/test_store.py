@@ -1,3 +1,6 @@
+import builtins
+import io
+
 import numpy as np
 import pytest
 
@@ -74,3 +77,86 @@ def test_fsspec_memory_location():
     assert store.load(KEY).key == KEY
     assert store.clear() == 1
     assert store.load(KEY) is None
+
+
+class CrashMidWrite:
+    """A file opened for writing that dies after writing half of what it is given (a crash, a full disk)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data):
+        data = bytes(data)
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        raise OSError("simulated crash mid-write")
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+        return False
+
+
+def test_a_crash_mid_write_leaves_the_old_result_whole(tmp_path, monkeypatch):
+    """Local writes go to a temporary file that is renamed in: a writer dying half-way through a new version
+    leaves the previous one readable and no partial file behind (written in place, the reader would find a
+    half-written file: damaged, deleted, recomputed)."""
+    store = ResultStore(tmp_path / "results")
+    store.save(sample_result())
+    real_open = builtins.open
+
+    def crashing_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        inside = str(file).startswith(str(tmp_path))
+        return CrashMidWrite(handle) if inside and ("w" in mode or "a" in mode or "+" in mode) else handle
+
+    monkeypatch.setattr(builtins, "open", crashing_open)
+    monkeypatch.setattr(io, "open", crashing_open)  # pathlib opens through io.open
+    newer = StageResult("sed", KEY, {"probs": np.ones((3, 4), np.float32)}, {"frame_rate": 50.0})
+    with pytest.raises(OSError, match="simulated crash"):
+        store.save(newer)
+    monkeypatch.undo()
+    back = store.load(KEY)
+    assert back is not None and back.meta["frame_rate"] == 100.0
+    np.testing.assert_array_equal(back["probs"], sample_result()["probs"])
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [KEY]
+
+
+def test_one_changed_digit_in_the_metadata_is_refused_by_checksum():
+    blob = encode(sample_result())
+    position = blob.index(b"100.0")
+    changed = blob[:position] + b"900.0" + blob[position + 5:]
+    with pytest.raises(CorruptResult, match="checksum"):
+        decode(changed)
+
+
+def test_damaged_file_is_deleted_and_named_in_one_warning(tmp_path, caplog):
+    store = ResultStore(tmp_path)
+    store.save(sample_result())
+    path = tmp_path / KEY
+    blob = bytearray(path.read_bytes())
+    blob[-3] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with caplog.at_level("WARNING", logger="eventsep.store"):
+        assert store.load(KEY) is None
+    assert not path.exists()
+    [record] = caplog.records
+    assert str(path) in record.getMessage() and KEY in record.getMessage() and "\n" not in record.getMessage()
+
+
+def test_older_format_is_recomputed_without_a_warning(tmp_path, caplog):
+    import json
+
+    from safetensors.numpy import save
+
+    header = {"format": "eventsep-result/1", "stage": "sed", "key": KEY, "meta": {}, "sha256": "0" * 64}
+    (tmp_path / KEY).write_bytes(save({"probs": np.zeros(3, np.float32)},
+                                      metadata={"eventsep": json.dumps(header)}))
+    with caplog.at_level("WARNING", logger="eventsep.store"):
+        assert ResultStore(tmp_path).load(KEY) is None
+    assert not (tmp_path / KEY).exists() and not caplog.records

@@ -80,6 +80,11 @@ def _prompts(kind: SourceKind, templates: list[str], rng: np.random.Generator, c
     return [templates[int(i)].format(names[int(j) % len(names)]) for j, i in enumerate(chosen)]
 
 
+def target_kind_of(seed: int) -> str:
+    """The target kind `make_mixture(seed)` draws (its first draw), without rendering anything."""
+    return _pick(np.random.default_rng([seed, 0])).name
+
+
 def make_mixture(seed: int, *, sample_rate: int = 32000, seconds: float = 10.0, snr_db: float = 0.0,
                  target: str | None = None, interferer: str | None = None) -> Mixture:
     """A `seconds` long mixture: the target active once, for 30-60 % of the time, over a continuous interferer."""

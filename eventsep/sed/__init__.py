@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -18,12 +18,15 @@ class SedOutput:
 
 
 class SedModel(Protocol):
+    """`progress` is optional: a model that takes it calls it with the fraction done (0 to 1) as it goes."""
+
     name: str
     sample_rate: int
 
     def identity(self) -> str: ...
 
-    def detect(self, samples: np.ndarray, sample_rate: int) -> SedOutput: ...
+    def detect(self, samples: np.ndarray, sample_rate: int,
+               progress: Callable[[float], None] | None = None) -> SedOutput: ...
 
 
 def yamnet_model():

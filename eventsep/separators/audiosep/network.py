@@ -18,6 +18,7 @@ from torch import nn
 
 BN_MOMENTUM = 0.01
 MASK_CHANNELS = 3  # magnitude mask, real and imaginary parts of the phase rotation
+POWER_FLOOR = 1e-10  # the official floor of re² + im² before the square root (AudioSep's base.py)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ class ResUNetBase(nn.Module):
         for losses that must not vanish where the sigmoid saturates."""
         batch, _, length = mixture.shape
         spec = self.spectrogram(mixture[:, 0])
-        magnitude = spec.abs().clamp_min(1e-10)[:, None]  # (B, 1, T, F)
+        # as the official code: sqrt(max(re² + im², 1e-10)), so a silent bin reads 1e-5 and its phase 0
+        magnitude = (spec.real ** 2 + spec.imag ** 2).clamp_min(POWER_FLOOR).sqrt()[:, None]  # (B, 1, T, F)
         phase = spec[:, None] / magnitude
         x = self.bn0(magnitude.transpose(1, 3)).transpose(1, 3)
         frames = x.shape[2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -29,7 +31,8 @@ class FlowSepSeparator:
     def identity(self) -> str:
         return self._identity
 
-    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams) -> np.ndarray:
+    def separate(self, samples: np.ndarray, query: str, params: SeparatorParams,
+                 progress: Callable[[float], None] | None = None) -> np.ndarray:
         context, mask = self.text.context(query)
         generator = torch.Generator().manual_seed(params.seed)
         overlap = min(int(params.overlap_seconds * self.sample_rate), self.window // 2)
@@ -45,7 +48,19 @@ class FlowSepSeparator:
             return estimate[:, None, :length].float().cpu()
 
         samples = np.asarray(samples, dtype=np.float32)
-        return apply_chunked(run, samples, self.window, overlap, self.batch_size)[: len(samples)]
+        return apply_chunked(run, samples, self.window, overlap, self.batch_size, progress)[: len(samples)]
+
+
+def official_present() -> bool:
+    """Whether the official FlowSep's files are in the model folder (then the backend is the official one)."""
+    from ... import pretrained
+
+    return pretrained.path_of("flowsep-v2").is_file() and pretrained.path_of("flan-t5-large-tokenizer").is_file()
+
+
+def card_name() -> str | None:
+    """The model card of the backend `flowsep_backend` builds here; None for the official weights."""
+    return None if official_present() else "flowsep-mini"
 
 
 def flowsep_backend() -> FlowSepSeparator:
@@ -55,7 +70,7 @@ def flowsep_backend() -> FlowSepSeparator:
     from ...hashing import file_sha256
     from .text import SentenceContext
 
-    if pretrained.path_of("flowsep-v2").is_file() and pretrained.path_of("flan-t5-large-tokenizer").is_file():
+    if official_present():
         model, text = pretrained.load_official_flowsep()
         return FlowSepSeparator("flowsep", model, text, file_sha256(pretrained.locate("flowsep-v2")))
     model, _ = pretrained.load_mini_flowsep()

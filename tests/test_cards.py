@@ -1,0 +1,89 @@
+"""Model cards: every packaged card is whole, its classes are the corpus's, `models card` renders it, and the
+default fuses a second separator only where its card shows it within 3 dB of the first."""
+
+from collections import Counter
+
+import pytest
+
+from eventsep import cards
+from eventsep.corpus.mixtures import make_mixture, target_kind_of
+from eventsep.corpus.sources import ALL_KINDS
+from eventsep.ontology import by_name
+from eventsep.pipeline import RunOptions
+from flows.cli import EXIT_BAD_INPUT, EXIT_OK, main
+
+
+def card_with(synthetic=None, real=None):
+    """A card whose validation 'all' means are the given figures (None: not measured)."""
+    def figures(mean):
+        return None if mean is None else {"all": {"mean": mean, "median": mean, "n": 20}}
+
+    return {"name": "x", "validation": {"synthetic": figures(synthetic), "real": figures(real)}}
+
+
+@pytest.mark.parametrize("name", ["audiosep-mini", "flowsep-mini", "yamnet"])
+def test_packaged_cards_are_whole(name):
+    card = cards.load_card(name)
+    assert card["name"] == name and set(cards.FIELDS) <= set(card)
+    assert card["classes"] and all(by_name(label) for label in card["classes"])  # AudioSet display names
+    for dataset in cards.VALIDATION_SETS:
+        for family, stats in (card["validation"].get(dataset) or {}).items():
+            assert family in (*cards.VALIDATION_FAMILIES, "set"), family
+            assert family == "set" or {"mean", "median", "n"} <= set(stats)
+
+
+def test_mini_cards_count_the_target_clips_of_their_training_seeds():
+    for name, seeds in (("audiosep-mini", range(0, 2000)), ("flowsep-mini", range(0, 400))):
+        counts = Counter(ALL_KINDS[target_kind_of(seed)].label for seed in seeds)
+        assert cards.load_card(name)["classes"] == dict(counts)
+    for seed in (0, 1, 100_000):  # the first draw alone says what make_mixture renders
+        assert make_mixture(seed, seconds=1.0, sample_rate=16000).target_kind == target_kind_of(seed)
+
+
+def test_render_says_not_measured_where_nothing_was_measured():
+    text = cards.render(cards.load_card("audiosep-mini"))
+    assert "real: not measured" in text
+    assert "synthetic all         +14.33 dB / +13.26 dB, n = 20" in text
+    assert "Accordion: 68 clips" in text
+    blank = cards.render({**card_with(), "name": "blank", "classes": {"Dog": None}})
+    assert "synthetic: not measured" in blank and "Dog: clip count not known" in blank
+
+
+def test_models_card_command(capsys):
+    assert main(["models", "card", "flowsep-mini"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("model card: flowsep-mini") and "-7.37 dB" in out
+    assert main(["models", "card", "no-such-model"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert "no model card named 'no-such-model'" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("first, second, fused", [
+    (card_with(14.33), card_with(-7.37), False),            # the mini FlowSep: 21.7 dB below
+    (card_with(10.0), card_with(7.0), True),                # exactly 3 dB below: within
+    (card_with(10.0), card_with(6.9), False),               # just beyond
+    (card_with(10.0), card_with(12.0), True),               # better
+    (card_with(10.0, 5.0), card_with(9.0, 1.0), False),     # within on synthetic, 4 dB below on real
+    (card_with(10.0, None), card_with(9.0, 1.0), True),     # only the set both measured counts
+    (card_with(None), card_with(9.0), False),               # nothing to compare: not shown to help
+    (card_with(10.0), card_with(None), False),
+    (card_with(10.0), None, True),                          # official weights of the second: the method
+    (None, None, True),
+])
+def test_fuse_second_only_within_3_db_on_the_development_sets(first, second, fused):
+    assert cards.fuse_second(first, second) is fused
+
+
+def test_the_packaged_cards_leave_the_mini_flowsep_out_of_the_default():
+    assert not cards.fuse_second(cards.load_card("audiosep-mini"), cards.load_card("flowsep-mini"))
+
+
+def test_default_separators_follow_the_weights_present(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    monkeypatch.setenv("EVENTSEP_MODELS", str(models))
+    assert cards.default_separators() == ("audiosep",) == RunOptions().separators
+    for part in ("flowsep/v2_100k.ckpt", "flan-t5-large/tokenizer.json"):  # official FlowSep present
+        (models / part).parent.mkdir(parents=True, exist_ok=True)
+        (models / part).write_bytes(b"x")
+    assert cards.default_separators() == ("audiosep", "flowsep") == RunOptions().separators
+    assert RunOptions(separators=("audiosep",)).separators == ("audiosep",)  # asked for: as asked
