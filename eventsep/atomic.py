@@ -66,6 +66,10 @@ def publish_dir(tmp_dir: str | Path, final_dir: str | Path, *, replace: bool = F
     that fails before calling this leaves `final_dir` as it was.
     """
     tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
+    for path in tmp_dir.rglob("*"):  # durable before it becomes visible
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
     if not final_dir.exists():
         final_dir.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -7,9 +7,11 @@ so a batch can report it and go on.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile
@@ -116,6 +118,21 @@ def audio_from_array(samples, sample_rate: int, name: str = "<array>", *,
     return Audio(_validated_mono(array, rate, name, min_seconds), rate, name)
 
 
+@contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Every failure to read or decode `name` as one AudioError line."""
+    try:
+        yield
+    except PermissionError:
+        raise AudioError(name, "cannot be read (permission denied)") from None
+    except soundfile.LibsndfileError as error:
+        if error.code == _UNRECOGNISED_FORMAT:
+            raise AudioError(name, "not an audio file (format not recognised)") from None
+        raise AudioError(name, f"cannot be decoded ({error.error_string.rstrip('.')})") from None
+    except (OSError, RuntimeError, ValueError, TypeError) as error:
+        raise AudioError(name, f"cannot be decoded ({error})") from None
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
                min_seconds: float = MIN_SECONDS) -> Audio:
     """Read wav/flac/ogg/mp3 (anything libsndfile reads) as mono float32 (the mean of the channels).
@@ -133,23 +150,35 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
         raise AudioError(name, "is a directory")
     if target.stat().st_size == 0:
         raise AudioError(name, "empty")
-    try:
+    with _decoding(name):
         with open(target, "rb"):
             pass  # a readable file; libsndfile then opens it by path (some mp3 files with long
             # ID3 tags are recognised by path but not from a Python file object)
         samples, rate = soundfile.read(str(target), dtype="float32", always_2d=True)
-    except PermissionError:
-        raise AudioError(name, "cannot be read (permission denied)") from None
-    except soundfile.LibsndfileError as error:
-        if error.code == _UNRECOGNISED_FORMAT:
-            raise AudioError(name, "not an audio file (format not recognised)") from None
-        raise AudioError(name, f"cannot be decoded ({error.error_string.rstrip('.')})") from None
-    except (OSError, RuntimeError, ValueError, TypeError) as error:
-        raise AudioError(name, f"cannot be decoded ({error})") from None
     samples = _validated_mono(samples, int(rate), name, min_seconds)
     if sample_rate is not None and sample_rate != rate:
         samples, rate = resample(samples, rate, sample_rate), sample_rate
     return Audio(samples, int(rate), name)
+
+
+def check_whole(path: str | os.PathLike) -> None:
+    """Raise AudioError unless the file decodes to its last frame: a file still being written (a FLAC cut
+    short, a WAV whose RIFF header promises more bytes than are there) is not whole."""
+    name = str(path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise AudioError(name, "empty")
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        declared = int.from_bytes(head[4:8], "little") + 8
+        if declared not in (8, 0xFFFFFFFF + 8) and declared > size:  # 0 / -1: a streaming writer's header
+            raise AudioError(name, f"truncated (the header promises {declared} bytes, the file has {size})")
+    with _decoding(name), soundfile.SoundFile(name) as audio:
+        frames = sum(len(block) for block in audio.blocks(65536, dtype="float32"))
+        declared_frames = audio.frames
+    if declared_frames > 0 and frames < declared_frames:
+        raise AudioError(name, f"truncated (decoded {frames} of {declared_frames} frames)")
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

@@ -42,9 +42,10 @@ class Separator(Protocol):
 _BUILTIN: dict[str, dict[str, str]] = {
     "text_encoder": {"minilm": "eventsep.query:minilm_encoder", "clap": "eventsep.query:clap_encoder"},
     "sed": {"yamnet": "eventsep.sed:yamnet_model", "yamnet-raw": "eventsep.sed:yamnet_raw_model",
-            "panns": "eventsep.sed:panns_model"},
+            "panns": "eventsep.sed:panns_model", "silero": "eventsep.sed.silero.vad:silero_model"},
     "separator": {"audiosep": "eventsep.separators.audiosep.backend:audiosep_backend",
-                  "flowsep": "eventsep.separators.flowsep.backend:flowsep_backend"},
+                  "flowsep": "eventsep.separators.flowsep.backend:flowsep_backend",
+                  "dfn3": "eventsep.separators.dfn3.backend:dfn3_backend"},
 }
 
 _factories: dict[str, dict[str, Callable[[], Any]]] = {kind: {} for kind in KINDS}

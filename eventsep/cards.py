@@ -73,20 +73,9 @@ def _number(value, unit: str = "") -> str:
     return "not measured" if value is None else f"{value:+.2f}{unit}" if unit == " dB" else f"{value}{unit}"
 
 
-def render(card: dict) -> str:
-    """The card as text: the fixed fields in order, then any others; null figures read "not measured"."""
-    lines = [f"model card: {card['name']}"]
-    for key in ("kind", "source_package", "licence", "trained_by", "trained_on", "intended_use", "limitations"):
-        lines.append(f"{key.replace('_', ' ')}: {card.get(key) or 'not stated'}")
-    classes = card.get("classes") or {}
-    counted = [n for n in classes.values() if n is not None]
-    lines.append(f"classes ({len(classes)}" + (f", {sum(counted)} training clips" if counted else "") + "):")
-    for name, count in classes.items():
-        lines.append(f"  {name}: {'clip count not known' if count is None else f'{count} clips'}")
-    lines.append("training:")
-    for key, value in (card.get("training") or {}).items():
-        lines.append(f"  {key.replace('_', ' ')}: {'not measured' if value is None else value}")
-    validation = card.get("validation") or {}
+def _validation_lines(validation: dict) -> list[str]:
+    """The validation figures per development set and family; null figures read "not measured"."""
+    lines = []
     unit = validation.get("unit", "dB")
     lines.append(f"validation ({validation.get('metric', 'SI-SDRi')}, mean / median, n):")
     for dataset in VALIDATION_SETS:
@@ -109,6 +98,29 @@ def render(card: dict) -> str:
                 lines.append(f"  {'':9s} {'':11s} {key.replace('_', ' ')}: {value}")
         if figures.get("set"):
             lines.append(f"  {dataset} set: {figures['set']}")
+    return lines
+
+
+def render(card: dict) -> str:
+    """The card as text: the fixed fields in order, then any others; null figures read "not measured"."""
+    lines = [f"model card: {card['name']}"]
+    for key in ("kind", "source_package", "licence", "trained_by", "trained_on", "intended_use", "limitations"):
+        lines.append(f"{key.replace('_', ' ')}: {card.get(key) or 'not stated'}")
+    classes = card.get("classes") or {}
+    if not isinstance(classes, dict):  # a pretrained model's card lists the classes it serves, uncounted
+        classes = dict.fromkeys(classes)
+    counted = [n for n in classes.values() if n is not None]
+    lines.append(f"classes ({len(classes)}" + (f", {sum(counted)} training clips" if counted else "") + "):")
+    for name, count in classes.items():
+        lines.append(f"  {name}: {'clip count not known' if count is None else f'{count} clips'}")
+    lines.append("training:")
+    for key, value in (card.get("training") or {}).items():
+        lines.append(f"  {key.replace('_', ' ')}: {'not measured' if value is None else value}")
+    validation = card.get("validation") or {}
+    if isinstance(validation, dict):
+        lines += _validation_lines(validation)
+    else:  # a pretrained model's card may state its figures in words
+        lines.append(f"validation: {validation}")
     for key, value in card.items():
         if key not in FIELDS:
             lines.append(f"{key.replace('_', ' ')}: {value}")

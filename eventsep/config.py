@@ -147,6 +147,10 @@ class SeparatorParams(StageParams):
     overlap_seconds: float = Field(1.0, ge=0.0, le=30.0)
     steps: int = Field(20, ge=1, le=1000, description="ODE steps (flow separators)")
     seed: int = 0
+    attenuation_limit_db: float = Field(
+        100.0, ge=1.0, le=100.0,
+        description="dfn3: most the denoiser may lower the noise, in dB; 100 = no limit (DeepFilterNet's own "
+                    "default). Lower keeps some background under the speech")
 
     @model_validator(mode="after")
     def _check_overlap(self):

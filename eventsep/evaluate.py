@@ -174,6 +174,14 @@ class GridSpec(StageParams):
         return points
 
 
+def run_default_separators() -> tuple[str, ...]:
+    """The separators `eventsep separate` runs by default for a query that is not speech ("auto" resolved)."""
+    from .pipeline import AUTO, SEPARATORS_BY_FAMILY
+
+    chosen = tuple(RunOptions().separators)
+    return tuple(SEPARATORS_BY_FAMILY["other"]()) if chosen == (AUTO,) else chosen
+
+
 def default_point(grid: list[GridPoint], options: RunOptions, run_separators: tuple[str, ...]) -> GridPoint:
     """The setting whose audio and pictures the report shows: what `eventsep separate` answers by default
     (`run_separators`: their fusion, or the one separator alone, with the options' mask), else the first point."""
@@ -338,7 +346,7 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: Grid
         raise backends.BackendUnavailable("; ".join(f"{name}: {why}" for name, why in reasons.items()))
     options = make_options(options, separators=tuple(spec.separators[:2]))
     grid = spec.points()
-    default = default_point(grid, options, RunOptions().separators)
+    default = default_point(grid, options, run_default_separators())
     runner = runner or local_runner()
     out_dir = Path(out_dir)
     started = time.perf_counter()

@@ -63,3 +63,25 @@ def check_class_names(names) -> None:
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
                 "; names are AudioSet display names such as 'Speech' or 'Dog'"
             raise ValueError(f"no AudioSet class named {name!r}{hint}")
+
+
+# The AudioSet ontology's Speech subtree (Speech and its seven children) plus Whispering (a sibling
+# under Human voice): the classes the speech models (separator dfn3, detector silero) serve. Crowd
+# babble ("Hubbub, speech noise, speech babble", "Chatter") is left out: to a denoiser it is noise.
+SPEECH_MIDS = frozenset({
+    "/m/09x0r",   # Speech
+    "/m/05zppz",  # Male speech, man speaking
+    "/m/02zsn",   # Female speech, woman speaking
+    "/m/0ytgt",   # Child speech, kid speaking
+    "/m/01h8n0",  # Conversation
+    "/m/02qldy",  # Narration, monologue
+    "/m/0261r1",  # Babbling
+    "/m/0brhx",   # Speech synthesizer
+    "/m/02rtxlg",  # Whispering
+})
+
+
+@lru_cache(maxsize=1)
+def speech_indices() -> tuple[int, ...]:
+    """Columns (PANNs order) of the speech classes."""
+    return tuple(sorted(by_mid(mid).index for mid in SPEECH_MIDS))

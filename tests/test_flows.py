@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,15 @@ def task_states(flow_state) -> dict[str, list[str]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    # Task states reach the server as events: on a busy machine the last ones may lag the flow's return.
+    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])))
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id])))
+            if all(run.state is not None and run.state.is_final() for run in runs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     states: dict[str, list[str]] = {}
     for run in runs:
         states.setdefault(run.name.split("-")[0], []).append(run.state.name)

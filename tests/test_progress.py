@@ -69,6 +69,9 @@ def test_display_draws_stages_and_percent_on_a_terminal_only():
         display("sed", None)
         display("sed", 0.5)
         display._bars.refresh()
+        display("mask", None)
+        display._bars.refresh()
+        assert [task.description for task in display._bars.tasks] == ["mask"]  # only what runs now
     assert "sed" in screen.getvalue() and "50%" in screen.getvalue()
     for quiet, terminal in ((True, True), (False, False)):
         screen = io.StringIO()
@@ -86,6 +89,23 @@ def test_separate_prints_no_progress_when_piped(cache_env, mixture, capsys):
     assert main(["separate", str(wav), "the tone", "-o", str(cache_env / "out"), "--local",
                  "--encoder", "standin-encoder", "--sed", "standin-sed", "--separators", "standin-a"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_batch_labels_each_recording(prefect_server, cache_env, mixture, standin_options):
+    from eventsep.api import make_options
+    from eventsep.audio import write_audio
+    from flows.batch import run_batch
+
+    paths = []
+    for name in ("a.wav", "b.wav"):
+        write_audio(cache_env / name, mixture.samples, mixture.sample_rate)
+        paths.append(str(cache_env / name))
+    events = []
+    run_batch(paths, "the tone", str(cache_env / "out"), make_options(standin_options),
+              progress=lambda stage, fraction: events.append((stage, fraction)))
+    starts = [stage for stage, fraction in events if fraction is None]
+    assert starts[0] == "1/2 a.wav: map_query" and starts[-1] == "2/2 b.wav: fuse"
 
 
 @pytest.mark.slow
