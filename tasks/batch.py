@@ -71,4 +71,4 @@ def separate_recording(path: str, stem: str, query: str, output_dir: str, option
                        results_url: str, models_dir: str, report: bool = True) -> dict:
     """One recording on a Dask worker, after checking that the worker shares the batch's store and models."""
     check_worker(results_url, models_dir)
-    return separate_one(path, stem, query, output_dir, options, InlineRunner(), report)
+    return separate_one(path, stem, query, output_dir, options, InlineRunner(), report=report)
