@@ -152,4 +152,4 @@ def run_batch(audio_paths: list[str], query: str, output_dir: str, options: pipe
     check_dask_arguments(dask, workers)  # before a temporary Prefect server is started for nothing
     with prefect_api_for_workers():
         runner = dask_task_runner(dask, workers)
-        return batch_flow.with_options(task_runner=runner)(audio_paths, query, output_dir, options, report)
+        return batch_flow.with_options(task_runner=runner)(audio_paths, query, output_dir, options, report=report)
