@@ -23,7 +23,7 @@ from .atomic import atomic_file
 MIN_SECONDS = 0.1
 MAX_ARRAY_CHANNELS = 8
 # Default subtype per writable suffix: float wav keeps everything; 16-bit flac is the compact lossless copy.
-WRITABLE = {".wav": "FLOAT", ".flac": "PCM_16"}
+WRITABLE = {".wav": "FLOAT", ".flac": "PCM_16", ".ogg": "VORBIS"}  # .ogg: small files for HTML reports
 # Integer PCM subtypes and their bits. write_audio quantises these itself (round to nearest), because
 # libsndfile's own float->int conversion differs between formats (wav and flac disagree by one step).
 _PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
@@ -212,7 +212,7 @@ def _without_peak_chunk(out: soundfile.SoundFile) -> None:
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
                 subtype: str | None = None) -> Path:
-    """Write (n,) or (n, channels) samples to .wav (FLOAT by default) or .flac (PCM_16 by default).
+    """Write (n,) or (n, channels) samples to .wav (FLOAT by default), .flac (PCM_16) or .ogg (Vorbis).
 
     Parent folders are created. The file is written under a temporary name in the same folder and
     renamed over `path`, so a crash never leaves a half-written output. Integer subtypes clip to [-1, 1].
@@ -220,7 +220,7 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITABLE:
-        raise AudioError(path, f"cannot write {suffix or 'a file without a suffix'}; use .wav or .flac")
+        raise AudioError(path, f"cannot write {suffix or 'a file without a suffix'}; use .wav, .flac or .ogg")
     subtype = (subtype or WRITABLE[suffix]).upper()
     file_format = suffix[1:].upper()
     if not soundfile.check_format(file_format, subtype):

@@ -1,5 +1,6 @@
-"""Writes a run's outputs: target and residual stems, the event table (CSV, JSON) and a JSON report,
-staged in a temporary folder and moved in as a set; output names that keep a batch's inputs apart."""
+"""Writes a run's outputs: target and residual stems, the event table (CSV, JSON), a JSON report and the
+HTML report (`eventsep.report`), staged in a temporary folder and moved in as a set; output names that keep
+a batch's inputs apart."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def report(result: Result) -> dict:
             "sample_rate": result.sample_rate, **result.extra}
 
 
-def write_result(result: Result, folder: str | os.PathLike, stem: str) -> dict[str, str]:
+def write_result(result: Result, folder: str | os.PathLike, stem: str, html: bool = True,
+                 audio_path: str | None = None) -> dict[str, str]:
     """Write all outputs of `result` into `folder` as `<stem>.<part>.<ext>`; returns {part: path}.
+    `html`: also `<stem>.report.html` and its picture (its mixture player links to `audio_path`).
 
     The files are written into a temporary folder first and moved in together once all are complete,
     so a failure while writing leaves the previous run's set as it was."""
@@ -54,6 +57,10 @@ def write_result(result: Result, folder: str | os.PathLike, stem: str) -> dict[s
         # Same bytes for the same result, whichever of its stages came from the cache.
         write_text(staging / names["events_json"], json.dumps(canonical_events(result.events), indent=1))
         write_text(staging / names["report"], json.dumps(report(result), indent=1, default=str, sort_keys=True))
+        if html:
+            from .report import separation_report
+
+            names.update(separation_report(result, staging, stem, audio_path, links_from=folder))
     return {part: str(folder / name) for part, name in names.items()}
 
 

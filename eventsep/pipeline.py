@@ -308,6 +308,19 @@ class Result:
     options: dict
     metrics: dict | None = None
     extra: dict = field(default_factory=dict)
+    # The detector's probability of the followed classes (max over them) for reports: {"probs", "frame_rate",
+    # "classes"}; None when no class was followed. Not written to report.json.
+    track: dict | None = None
+
+
+def detector_track(sed_result: StageResult, mask_result: StageResult) -> dict | None:
+    from .mask import class_track
+
+    classes = mask_result.meta.get("classes") or []
+    if not classes:
+        return None
+    return {"probs": class_track(sed_result["probs"], [c["index"] for c in classes]),
+            "frame_rate": float(sed_result.meta["frame_rate"]), "classes": [c["name"] for c in classes]}
 
 
 def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mapping: StageResult,
@@ -397,6 +410,7 @@ def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
     result = finish(recording, fused, mask_result, mapping, options, reference)
     result.keys.update({"sed": sed_result.key, **{f"separate:{e.meta['separator']}": e.key for e in estimates}})
     result.extra["unavailable_separators"] = reasons
+    result.track = detector_track(sed_result, mask_result)
     return result
 
 
@@ -406,12 +420,26 @@ class NotCached(LookupError):
     """A stage output that re-fusion needs is not in the result store."""
 
 
+MIXTURE = "mixture"  # GridPoint.separator of the no-separator baseline: the mixture, gated by the mask
+
+
 class GridPoint(StageParams):
-    """One setting of the cheap stages to try on cached separator outputs."""
+    """One setting of the cheap stages to try on cached separator outputs.
+
+    `separator` None: the fusion (`fusion_mode`) of the run's first two separators; a separator's name:
+    that separator's output alone (`fusion_mode` is then ignored); MIXTURE: no separator at all, the mixture
+    itself, so that the mask alone does the work (the detector-only baseline).
+    """
 
     mask_mode: MaskMode = "soft"
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     fusion_mode: FusionMode = "band"
+    separator: str | None = None
+
+    def label(self) -> str:
+        source = f"fused {self.fusion_mode}" if self.separator is None else self.separator
+        mask_text = "mask off" if self.mask_mode == "off" else f"{self.mask_mode} θ={self.threshold:g}"
+        return f"{source} · {mask_text}"
 
 
 def grid_product(mask_modes, thresholds, fusion_modes) -> list[GridPoint]:
@@ -454,8 +482,9 @@ def refuse_grid(recording: Audio, mapping: StageResult, sed_result: StageResult,
     if options.mask.mask_at != "output":
         raise ValueError("re-fusion needs mask_at='output': a mask on the input changes the separators' input")
     masks: dict[MaskParams, StageResult] = {}
-    fusions: dict[FusionParams, StageResult] = {}
+    sources: dict[tuple, StageResult] = {}
     second = estimates[1] if len(estimates) > 1 else None
+    by_name = {e.meta["separator"]: e for e in estimates}
     results = []
     for point in grid:
         mask_params = MaskParams.model_validate(
@@ -463,11 +492,26 @@ def refuse_grid(recording: Audio, mapping: StageResult, sed_result: StageResult,
         fusion_params = FusionParams.model_validate({**options.fusion.model_dump(), "mode": point.fusion_mode})
         if mask_params not in masks:
             masks[mask_params] = mask(sed_result, mapping, mask_params, recording)
-        if fusion_params not in fusions:
-            fusions[fusion_params] = fuse(estimates[0], second, fusion_params, recording)
+        source = (point.separator, None if point.separator else fusion_params)
+        if source not in sources:
+            sources[source] = grid_source(point.separator, estimates[0], second, by_name, fusion_params, recording)
         point_options = options.model_copy(update={"mask": mask_params, "fusion": fusion_params})
-        result = finish(recording, fusions[fusion_params], masks[mask_params], mapping, point_options,
-                        reference)
+        result = finish(recording, sources[source], masks[mask_params], mapping, point_options, reference)
         result.extra["grid_point"] = point.model_dump()
+        result.track = detector_track(sed_result, masks[mask_params])
         results.append(result)
     return results
+
+
+def grid_source(separator: str | None, first: StageResult, second: StageResult | None,
+                by_name: dict[str, StageResult], params: FusionParams, recording: Audio) -> StageResult:
+    """What a grid point masks: the fusion, one separator's output at the recording's rate, or the mixture."""
+    if separator is None:
+        return fuse(first, second, params, recording)
+    if separator == MIXTURE:
+        return StageResult("fuse", stage_key("fuse", VERSIONS["fuse"], None, inputs={"mixture": recording.key}),
+                           arrays={"audio": recording.samples}, meta={"separators": []})
+    if separator not in by_name:
+        raise NotCached(f"no cached output of separator {separator!r} for this recording and query "
+                        f"(cached: {', '.join(by_name) or 'none'})")
+    return fuse(by_name[separator], None, FusionParams(), recording)

@@ -37,6 +37,9 @@ def publish(summary: dict) -> None:
                           key=f"events-{key}", description=f"Events of {summary['query']!r} in {summary['audio']}")
     lines = [f"# {summary['query']!r} in `{summary['audio']}`", "",
              f"separators: {', '.join(summary['separators'])}", ""]
+    if summary["outputs"].get("report_html"):
+        page = Path(summary["outputs"]["report_html"]).resolve()
+        lines += [f"**[HTML report: spectrograms, detector curve, players]({page.as_uri()})**", ""]
     if summary.get("note"):
         lines += [f"note: {summary['note']}", ""]
     lines += [f"warning: {line}" for line in summary.get("warnings") or []] + ([""] if summary.get("warnings") else [])
@@ -56,3 +59,19 @@ def publish_manifest(rows: list[dict], manifest: str) -> None:
               "error": row.get("error") or "", **metrics_row(row.get("metrics") or {})} for row in rows]
     create_table_artifact(table or [{"audio": "-", "state": "empty manifest"}],
                           key=f"manifest-{artifact_key(Path(manifest).stem)}", description=f"Run of {manifest}")
+
+
+def publish_evaluation(doc: dict, out_dir: str) -> None:
+    """The evaluation's summary table (SI-SDRi mean/median, silent answers per setting) and a link to report.html."""
+    def rounded(value):
+        return round(value, 2) if isinstance(value, float) and math.isfinite(value) else str(value)
+
+    rows = [{"setting": setting, "si_sdri_mean": rounded(s["si_sdri"]["mean"]),
+             "si_sdri_median": rounded(s["si_sdri"]["median"]), "sdri_mean_snr_style": rounded(s["sdri"]["mean"]),
+             "silent": s["silent"], "items": s["items"]} for setting, s in doc["summary"].items()]
+    create_table_artifact(rows, key="evaluation-summary", description=f"Evaluation of {doc['manifest']}")
+    page = (Path(out_dir) / "report.html").resolve()
+    create_markdown_artifact(f"# Evaluation of `{doc['manifest']}`\n\n{len(doc['items'])} items, "
+                             f"{len(rows)} settings. **[report.html]({page.as_uri()})** · "
+                             f"[results.json]({(Path(out_dir) / 'results.json').resolve().as_uri()})\n\n"
+                             f"{doc['note']}", key="evaluation-report", description="Evaluation report")

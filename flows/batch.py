@@ -34,21 +34,24 @@ def _on_dask() -> bool:
 
 @flow(name="batch", log_prints=True)
 def batch_flow(audio_paths: list[str], query: str, output_dir: str,
-               options: pipeline.RunOptions | None = None, progress: Callable | None = None) -> list[dict]:
+               options: pipeline.RunOptions | None = None, progress: Callable | None = None,
+               report: bool = True) -> list[dict]:
     """One row per recording: its outputs, or the one-line reason it failed; `worker` says which process.
-    `progress(stage, fraction)` (in this process, not on Dask) hears "i/n name: stage" for each recording."""
+    `progress(stage, fraction)` (in this process, not on Dask) hears "i/n name: stage" for each recording.
+    `report`: also each recording's HTML report."""
     options = options or pipeline.RunOptions()
     stems = output_stems(audio_paths)  # inputs with one stem (ex.mp3, ex.ogg) keep their whole names
     if not _on_dask():
         runner = PrefectRunner()
         return [separate_one(path, stem, query, output_dir, options, runner,
-                             _labelled(progress, f"{number}/{len(audio_paths)} {os.path.basename(path)}"))
+                             _labelled(progress, f"{number}/{len(audio_paths)} {os.path.basename(path)}"), report)
                 for number, (path, stem) in enumerate(zip(audio_paths, stems), start=1)]
     here = settings()
     # Absolute paths: a worker started elsewhere (dask worker ADDRESS) has its own working directory.
     located = [os.path.abspath(path) for path in audio_paths]
     futures = separate_recording.map(located, stems, unmapped(query), unmapped(os.path.abspath(output_dir)),
-                                     unmapped(options), unmapped(here.results_url), unmapped(str(here.models_dir)))
+                                     unmapped(options), unmapped(here.results_url), unmapped(str(here.models_dir)),
+                                     unmapped(report))
     rows = []
     for path, future in zip(audio_paths, futures):
         try:  # a lost worker or a worker that shares nothing with this process fails its rows alone
@@ -138,14 +141,15 @@ def _labelled(progress: Callable | None, label: str) -> Callable | None:
 
 
 def run_batch(audio_paths: list[str], query: str, output_dir: str, options: pipeline.RunOptions | None = None,
-              dask: str | None = None, workers: int | None = None, progress: Callable | None = None) -> list[dict]:
+              dask: str | None = None, workers: int | None = None, progress: Callable | None = None,
+              report: bool = True) -> list[dict]:
     """The batch flow, sequential (dask=None) or mapped over Dask workers ("local" or a scheduler address);
     `progress` is heard on the sequential path."""
     if dask is None:
         if workers is not None:
             raise ValueError("--workers needs --dask local")
-        return batch_flow(audio_paths, query, output_dir, options, progress)
+        return batch_flow(audio_paths, query, output_dir, options, progress, report)
     check_dask_arguments(dask, workers)  # before a temporary Prefect server is started for nothing
     with prefect_api_for_workers():
         runner = dask_task_runner(dask, workers)
-        return batch_flow.with_options(task_runner=runner)(audio_paths, query, output_dir, options)
+        return batch_flow.with_options(task_runner=runner)(audio_paths, query, output_dir, options, report=report)

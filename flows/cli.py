@@ -79,6 +79,18 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
                         help="no progress display (none either when stderr is not a terminal)")
 
 
+def _add_grid_options(parser: argparse.ArgumentParser, separators: bool = True, fusions: str = "band,rate",
+                      thresholds: str = "0.3,0.5") -> None:
+    if separators:
+        parser.add_argument("--separators", default="audiosep,flowsep",
+                            help="each is scored alone; the first two also fused (default audiosep,flowsep)")
+    parser.add_argument("--fusions", default=fusions, help=f"fusion modes of the first two (default {fusions})")
+    parser.add_argument("--masks", default="off,soft,hard", help="mask modes (default off,soft,hard)")
+    parser.add_argument("--thresholds", default=thresholds, help=f"θ of soft and hard (default {thresholds})")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="leave out the mixture gated by the mask (the no-separator baseline)")
+
+
 def options_from_args(args: argparse.Namespace):
     from eventsep.api import make_options
 
@@ -129,13 +141,15 @@ def cmd_separate(args) -> int:
 
             result = separate(args.input, args.query, options=options, reference=args.reference, progress=display)
             display("write", None)
-            summary = {"outputs": write_result(result, args.output, output_stem(args.input)),
+            summary = {"outputs": write_result(result, args.output, output_stem(args.input), not args.no_report,
+                                               args.input),
                        "metrics": result.metrics, "events": result.events, "separators": result.separators,
                        "note": result.extra.get("mask_note"), "warnings": result.extra.get("warnings", [])}
         else:
             from flows.separate import separate_flow
 
-            summary = separate_flow(args.input, args.query, args.output, options, args.reference, display)
+            summary = separate_flow(args.input, args.query, args.output, options, args.reference, display,
+                                    report=not args.no_report)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     _print_summary(summary, args)
     return EXIT_OK
@@ -178,7 +192,7 @@ def cmd_batch(args) -> int:
 
     with ProgressDisplay(args.quiet or bool(args.dask)) as display:
         rows = run_batch(args.inputs, args.query, args.output, options, dask=args.dask, workers=args.workers,
-                         progress=display)
+                         progress=display, report=not args.no_report)
     failed = [r for r in rows if r.get("error")]
     for row in rows:
         print_warnings(row.get("warnings"), row["audio"])
@@ -211,7 +225,8 @@ def cmd_refuse(args) -> int:
             from flows.separate import output_stem
 
             for index, (row, result) in enumerate(zip(rows, results)):
-                row["outputs"] = write_result(result, args.output, f"{output_stem(args.input)}.{index:03d}")
+                row["outputs"] = write_result(result, args.output, f"{output_stem(args.input)}.{index:03d}",
+                                              not args.no_report, args.input)
     else:
         from flows.refuse import refuse_flow
 
@@ -226,6 +241,64 @@ def cmd_refuse(args) -> int:
                   f"events={row['events']:<3d} {metrics}")
         print(f"{len(rows)} grid points in {seconds:.2f} s")
     return EXIT_OK
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def grid_spec_from_args(args):
+    from eventsep.evaluate import GridSpec
+
+    try:
+        thresholds = tuple(float(t) for t in _names(args.thresholds))
+    except ValueError:
+        raise ValueError(f"--thresholds takes numbers separated by commas, not {args.thresholds!r}") from None
+    return GridSpec(separators=_names(args.separators), fusions=_names(args.fusions), masks=_names(args.masks),
+                    thresholds=thresholds, baseline=not args.no_baseline)
+
+
+def cmd_evaluate(args) -> int:
+    from eventsep.api import make_options
+    from eventsep.evaluate import read_manifest
+
+    spec = grid_spec_from_args(args)
+    options = make_options(sed=args.sed, encoder=args.encoder, separators=spec.separators[:2])
+    read_manifest(args.manifest)  # a bad manifest fails here, in one line, before anything runs
+    if args.audio_items is not None and args.audio_items < 0:
+        raise ValueError(f"--audio-items must be 0 or more, not {args.audio_items}")
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    if args.local:
+        from eventsep.evaluate import evaluate
+
+        doc = evaluate(args.manifest, args.output, spec, options, audio_items=args.audio_items,
+                       report=not args.no_report, log=log)
+    else:
+        from flows.evaluate import evaluate_flow
+
+        doc = evaluate_flow(args.manifest, args.output, spec, options, args.audio_items, not args.no_report)
+    if args.json:
+        from eventsep.evaluate import jsonable
+
+        print(json.dumps(jsonable({k: doc[k] for k in ("default", "summary", "gains", "seconds")}), indent=1))
+        return EXIT_OK
+    print(evaluation_table(doc))
+    print(f"wrote {Path(args.output) / 'results.json'}, results.csv"
+          + ("" if args.no_report else ", report.html") + f"  ({doc['seconds']})")
+    return EXIT_OK
+
+
+def evaluation_table(doc: dict) -> str:
+    def value(x) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    lines = [doc["note"], "", f"{'setting':34s} {'SI-SDRi mean':>12s} {'median':>7s} {'SDRi mean':>9s} "
+             f"{'ESTOI':>6s} {'out/in dB':>9s} {'silent':>6s}"]
+    for setting, s in doc["summary"].items():
+        lines.append(f"{setting:34s} {value(s['si_sdri']['mean']):>12s} {value(s['si_sdri']['median']):>7s} "
+                     f"{value(s['sdri']['mean']):>9s} {value(s['estoi']['mean']):>6s} "
+                     f"{value(s['outside_db']['median']):>9s} {s['silent']:>3d}/{s['items']}")
+    return "\n".join(lines)
 
 
 def cmd_detect(args) -> int:
@@ -296,11 +369,12 @@ def cmd_cache(args) -> int:
 
 def cmd_corpus(args) -> int:
     from eventsep.corpus import make_corpus
+    from eventsep.corpus.manifest import write_corpus_manifest
 
     first, _, last = args.seeds.partition("-")
     seeds = range(int(first), int(last or first) + 1)
-    make_corpus(args.output, seeds)
-    print(f"wrote {len(seeds)} mixtures to {args.output}")
+    manifest = write_corpus_manifest(args.output, make_corpus(args.output, seeds))
+    print(f"wrote {len(seeds)} mixtures to {args.output} and the evaluation manifest {manifest}")
     return EXIT_OK
 
 
@@ -326,6 +400,12 @@ def cmd_bench(args) -> int:
 
         recording = load_audio(args.audio)
         print(bench(recording.samples, recording.sample_rate))
+        return EXIT_OK
+    if args.what == "evaluate":
+        from eventsep.evaluate_bench import bench_evaluate
+
+        args.separators = args.separators or "audiosep,flowsep"
+        print(bench_evaluate(args.items, args.seconds, grid_spec_from_args(args)))
         return EXIT_OK
     from flows.bench import main as bench_cache
 
@@ -437,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     separate.add_argument("query")
     separate.add_argument("-o", "--output", default="out", help="output folder (default ./out)")
     _add_stage_options(separate)
+    separate.add_argument("--no-report", action="store_true", help="do not write NAME.report.html")
     separate.set_defaults(run=cmd_separate)
 
     batch = commands.add_parser("batch", help="separate one query from many files; a bad file fails alone")
@@ -448,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(e.g. tcp://10.0.0.5:8786); default: one after another")
     batch.add_argument("--workers", type=int, help="worker processes of --dask local (default: one per core)")
     _add_stage_options(batch)
+    batch.add_argument("--no-report", action="store_true", help="do not write NAME.report.html")
     batch.set_defaults(run=cmd_batch)
 
     refuse = commands.add_parser("refuse", help="re-run mask and fusion over a grid from the cache alone")
@@ -458,7 +540,20 @@ def build_parser() -> argparse.ArgumentParser:
     refuse.add_argument("--fusions", default="rate,band,progressive")
     refuse.add_argument("-o", "--output", help="also write every grid point's outputs here")
     _add_stage_options(refuse)
+    refuse.add_argument("--no-report", action="store_true", help="with -o: do not write the HTML reports")
     refuse.set_defaults(run=cmd_refuse)
+
+    evaluate = commands.add_parser("evaluate", help="metrics over a labelled set and a grid of settings; "
+                                                    "results.json, results.csv, report.html")
+    evaluate.add_argument("manifest", help='JSON {"items": [...]} (docs/evaluate.md)')
+    evaluate.add_argument("-o", "--output", required=True, help="folder for results.json, results.csv, report.html")
+    _add_grid_options(evaluate)
+    evaluate.add_argument("--audio-items", type=int, help="audio players for the first N items only (default all)")
+    evaluate.add_argument("--no-report", action="store_true", help="results.json and results.csv only")
+    evaluate.add_argument("--sed", help="SED backend (default yamnet)")
+    evaluate.add_argument("--encoder", help="query text encoder (default minilm)")
+    evaluate.add_argument("--local", action="store_true", help="run in this process without Prefect")
+    evaluate.set_defaults(run=cmd_evaluate)
 
     detect = commands.add_parser("detect", help="print the event table of a recording (SED only)")
     detect.add_argument("input")
@@ -477,13 +572,15 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve", "dfn3"],
+    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve", "dfn3", "evaluate"],
                        help="serve: see `eventsep bench serve --help`")
+    bench.add_argument("--items", type=int, default=40, help="evaluate: stand-in items to score")
     bench.add_argument("--steps", type=int, nargs="+", default=[1, 10, 20], help="flowsep: ODE step counts")
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
     bench.add_argument("--query", default=EXAMPLE_QUERY)
-    bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip to time")
+    bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip (of each item) to time")
     _add_stage_options(bench)
+    _add_grid_options(bench, separators=False, fusions="band,band-reversed,rate,progressive", thresholds="0.3,0.5")
     bench.set_defaults(run=cmd_bench)
 
     train = commands.add_parser("train", help="train a project model on the open corpus (resumable)")

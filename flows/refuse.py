@@ -24,6 +24,6 @@ def refuse_flow(audio_path: str, query: str, grid: list[pipeline.GridPoint],
     if output_dir:
         stems = [f"{output_stem(audio_path)}.{i:03d}-{row['mask_mode']}-{row['threshold']:g}-{row['fusion_mode']}"
                  for i, row in enumerate(rows)]
-        for row, paths in zip(rows, write_outputs(results, output_dir, stems)):
+        for row, paths in zip(rows, write_outputs(results, output_dir, stems, True, audio_path)):
             row["outputs"] = paths
     return rows

@@ -17,8 +17,10 @@ def output_stem(audio_path: str) -> str:
 
 
 def separate_summary(audio_path: str, query: str, output_dir: str, options: pipeline.RunOptions | None = None,
-                     reference_path: str | None = None, progress: Callable | None = None) -> dict:
-    """Separate, write the outputs into `output_dir` and return the summary (no artifacts).
+                     reference_path: str | None = None, progress: Callable | None = None,
+                     report: bool = True) -> dict:
+    """Separate, write the outputs (the HTML report too unless `report` is False) into `output_dir` and return
+    the summary (no artifacts).
     `progress(stage, fraction)` (in-process callers, e.g. the command line's display) hears how it goes."""
     options = options or pipeline.RunOptions()
     if progress is not None:
@@ -28,7 +30,7 @@ def separate_summary(audio_path: str, query: str, output_dir: str, options: pipe
     result = pipeline.run(recording, query, options, PrefectRunner(), reference, progress)
     if progress is not None:
         progress("write", None)
-    [paths] = write_outputs([result], output_dir, [output_stem(audio_path)])
+    [paths] = write_outputs([result], output_dir, [output_stem(audio_path)], report, audio_path)
     return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
             "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
             "warnings": result.extra.get("warnings", []),
@@ -38,8 +40,10 @@ def separate_summary(audio_path: str, query: str, output_dir: str, options: pipe
 @flow(name="separate", log_prints=True)
 def separate_flow(audio_path: str, query: str, output_dir: str,
                   options: pipeline.RunOptions | None = None,
-                  reference_path: str | None = None, progress: Callable | None = None) -> dict:
-    """Separate what `query` describes from `audio_path`; writes target, residual, events and report."""
-    summary = separate_summary(audio_path, query, output_dir, options, reference_path, progress)
+                  reference_path: str | None = None, progress: Callable | None = None,
+                  report: bool = True) -> dict:
+    """Separate what `query` describes from `audio_path`; writes target, residual, events, the JSON report and
+    (unless `report` is False) the HTML report."""
+    summary = separate_summary(audio_path, query, output_dir, options, reference_path, progress, report)
     publish(summary)
     return summary

@@ -5,10 +5,11 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # Audio tools for the open corpus: GM SoundFont instruments and effects, three speech synthesisers;
-# wamerican's English word list tells an English query from another language (eventsep/query_warnings.py).
+# wamerican's English word list tells an English query from another language (eventsep/query_warnings.py);
+# chromium: the tests open the HTML reports in it (headless).
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg wamerican >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+    fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg wamerican chromium >/dev/null
 
 PIP="python3 -m pip install -q --disable-pip-version-check"
 # torch first and pinned: anything unpinned would pull a multi-GB CUDA build.

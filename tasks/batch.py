@@ -37,13 +37,13 @@ class InlineRunner(PrefectRunner):
 
 
 def separate_one(path: str, stem: str, query: str, output_dir: str, options: pipeline.RunOptions,
-                 runner: pipeline.Runner, progress: pipeline.Progress | None = None) -> dict:
+                 runner: pipeline.Runner, progress: pipeline.Progress | None = None, report: bool = True) -> dict:
     """A batch row: the outputs of one recording, or the one-line reason it failed. `progress` hears its
-    stages (see `pipeline.run`)."""
+    stages (see `pipeline.run`); `report`: also its HTML report."""
     try:
         recording = load_recording(path)
         result = pipeline.run(recording, query, options, runner, progress=progress)
-        [outputs] = write_outputs([result], output_dir, [stem])
+        [outputs] = write_outputs([result], output_dir, [stem], report, path)
         row = {"audio": path, "outputs": outputs, "events": result.events,
                "warnings": result.extra.get("warnings", [])}
     except RECORDING_FAILURES as error:
@@ -68,7 +68,7 @@ def check_worker(results_url: str, models_dir: str) -> None:
 
 @task(name="separate_recording", cache_policy=NO_CACHE, log_prints=True)
 def separate_recording(path: str, stem: str, query: str, output_dir: str, options: pipeline.RunOptions,
-                       results_url: str, models_dir: str) -> dict:
+                       results_url: str, models_dir: str, report: bool = True) -> dict:
     """One recording on a Dask worker, after checking that the worker shares the batch's store and models."""
     check_worker(results_url, models_dir)
-    return separate_one(path, stem, query, output_dir, options, InlineRunner())
+    return separate_one(path, stem, query, output_dir, options, InlineRunner(), report=report)

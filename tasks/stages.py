@@ -32,8 +32,9 @@ def load_reference(path: str | None, recording: Audio) -> np.ndarray | None:
 
 
 @task(name="write_outputs", cache_policy=NO_CACHE)
-def write_outputs(results: list[pipeline.Result], folder: str, stems: list[str]) -> list[dict[str, str]]:
-    return [write_result(result, folder, stem) for result, stem in zip(results, stems, strict=True)]
+def write_outputs(results: list[pipeline.Result], folder: str, stems: list[str], report: bool = True,
+                  audio_path: str | None = None) -> list[dict[str, str]]:
+    return [write_result(result, folder, stem, report, audio_path) for result, stem in zip(results, stems, strict=True)]
 
 
 @task(name="load_cached", cache_policy=NO_CACHE)

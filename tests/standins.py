@@ -104,3 +104,22 @@ def register_all(weights_folder: Path) -> None:
 
 STANDIN_OPTIONS = {"encoder": "standin-encoder", "sed": "standin-sed",
                    "separators": ("standin-a", "standin-b")}
+
+
+def tone_set(folder: Path, kinds=("speech", "music"), seconds: float = 3.0, rate: int = 32000) -> Path:
+    """A manifest of tone-over-noise items (tone from 1 s to 2 s, the reference is the tone alone)."""
+    from eventsep.audio import write_audio
+    from eventsep.evaluate import write_manifest
+
+    items = []
+    for index, kind in enumerate(kinds):
+        rng = np.random.default_rng(index)
+        t = np.arange(int(seconds * rate)) / rate
+        tone = (0.5 * np.sin(2 * np.pi * (300 + 150 * index) * t) * ((t >= 1.0) & (t < 2.0))).astype(np.float32)
+        noise = (0.02 * rng.standard_normal(len(t))).astype(np.float32)
+        write_audio(folder / f"tone{index}.mixture.wav", tone + noise, rate)
+        write_audio(folder / f"tone{index}.reference.wav", tone, rate)
+        items.append({"id": f"tone{index}", "mixture": str(folder / f"tone{index}.mixture.wav"),
+                      "reference": str(folder / f"tone{index}.reference.wav"), "query": "the tone",
+                      "onset": 1.0, "offset": 2.0, "kind": kind, "class": "Sine wave"})
+    return write_manifest(items, folder / "manifest.json")

@@ -29,6 +29,17 @@ def test_separate_then_refuse_locally(cache_env, wav, capsys):
     assert "4 grid points" in capsys.readouterr().out
 
 
+def test_separate_writes_an_html_report_unless_told_not_to(cache_env, wav):
+    out = cache_env / "out"
+    assert main(["separate", wav, "the tone", "-o", str(out), *STANDINS]) == EXIT_OK
+    page = (out / "tone.report.html").read_text()
+    assert (out / "tone.report.png").stat().st_size > 1000 and 'src="tone.report.png"' in page
+    assert "Sine wave" in page and "tone.residual.wav" in page  # the query's classes, the players
+    quiet = cache_env / "quiet"
+    assert main(["separate", wav, "the tone", "-o", str(quiet), "--no-report", *STANDINS]) == EXIT_OK
+    assert (quiet / "tone.target.wav").exists() and not list(quiet.glob("*.report.html"))
+
+
 def test_refuse_before_separate_exits_4(cache_env, wav, capsys):
     assert main(["refuse", wav, "the tone", *STANDINS]) == EXIT_NOT_CACHED
     assert "run `eventsep separate`" in capsys.readouterr().err

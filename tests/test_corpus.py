@@ -92,3 +92,19 @@ def test_every_synthetic_voice_speaks(corpus_cache, label):
         samples = render_speech(label, seed, 16000)
         assert len(samples) > 16000 and np.sqrt(np.mean(samples ** 2)) > 0.005, voice
     assert voices_seen == set(SPEAKERS[label])
+
+
+def test_corpus_command_writes_an_evaluation_manifest(corpus_cache, tmp_path):
+    from eventsep.evaluate import read_manifest
+    from flows.cli import EXIT_OK, main
+
+    assert main(["corpus", str(tmp_path / "set"), "--seeds", "7-8"]) == EXIT_OK
+    items = read_manifest(tmp_path / "set" / "manifest.json")
+    assert [i.id for i in items] == ["mix00007", "mix00008"]
+    meta = json.loads((tmp_path / "set" / "mix00007.json").read_text())
+    first = items[0]
+    assert first.reference.endswith("mix00007.target.flac") and first.mixture.endswith("mix00007.mixture.flac")
+    assert (first.onset, first.offset, first.cls, first.query) == (meta["onset"], meta["offset"], meta["target_label"],
+                                                                   meta["prompts"][0])
+    family = ALL_KINDS[meta["target_kind"]].family
+    assert first.kind == {"voice": "speech", "instrument": "music", "drums": "music"}.get(family, "environment")

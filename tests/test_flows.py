@@ -219,3 +219,27 @@ def test_batch_keeps_inputs_with_one_stem_apart_and_each_report_names_its_input(
     assert targets == ["tone.wav.target.wav", "tone.flac.target.wav"]
     for row, source in zip(rows, [wav, str(other)]):
         assert json.loads(Path(row["outputs"]["report"]).read_text())["input"] == source
+
+
+def test_evaluate_flow_runs_the_stage_tasks_once_and_links_its_report(prefect_server, cache_env, standin_options):
+    from prefect.client.orchestration import get_client
+
+    from eventsep.evaluate import GridSpec
+    from flows.evaluate import evaluate_flow
+    from standins import tone_set
+
+    (cache_env / "set").mkdir()
+    manifest = tone_set(cache_env / "set")
+    spec = GridSpec(separators=("standin-a", "standin-b"), fusions=("rate",), masks=("off", "hard"), thresholds=(0.5,))
+    state = within(180, evaluate_flow, str(manifest), str(cache_env / "eval"), spec, make_options(standin_options),
+                   return_state=True)
+    summary = state.result()
+    assert summary["summary"]["fused rate · hard θ=0.5"]["items"] == 2
+    assert task_states(state)["separate"] == ["Completed"] * 4  # two separators, two items
+    assert (cache_env / "eval" / "report.html").exists() and CALLS["standin-a"] == 2
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts()
+    assert any("report.html" in str(a.data) for a in artifact)
+    again = within(180, evaluate_flow, str(manifest), str(cache_env / "again"), spec, make_options(standin_options),
+                   return_state=True)
+    assert set(task_states(again)["separate"]) == {"Cached"} and CALLS["standin-a"] == 2

@@ -25,7 +25,7 @@ def test_a_failure_while_writing_leaves_the_previous_set_whole(cache_env, result
     folder = cache_env / "out"
     outputs.write_result(results[0], folder, "mix")
     before = contents(folder)
-    assert len(before) == 5
+    assert len(before) == 7  # target, residual, events (2), report.json, report.html and its picture
 
     real = outputs.write_text
 
@@ -37,12 +37,12 @@ def test_a_failure_while_writing_leaves_the_previous_set_whole(cache_env, result
     monkeypatch.setattr(outputs, "write_text", failing)
     with pytest.raises(OSError, match="No space"):
         outputs.write_result(results[1], folder, "mix")
-    assert contents(folder) == before  # old target, residual, events and report; no partial folder
+    assert contents(folder) == before  # old target, residual, events and reports; no partial folder
     monkeypatch.setattr(outputs, "write_text", real)
     outputs.write_result(results[1], folder, "mix")
     after = contents(folder)
-    assert set(after) == set(before) and all(after[name] != before[name] for name in ("mix.target.wav",
-                                                                                      "mix.report.json"))
+    assert set(after) == set(before) and all(after[name] != before[name] for name in (
+        "mix.target.wav", "mix.report.json", "mix.report.html", "mix.report.png"))
 
 
 def test_the_report_names_its_input(cache_env, results, mixture, standin_options):

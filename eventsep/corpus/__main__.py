@@ -3,6 +3,7 @@
 import argparse
 
 from . import make_corpus
+from .manifest import write_corpus_manifest
 
 parser = argparse.ArgumentParser(prog="python -m eventsep.corpus")
 parser.add_argument("output", nargs="?", help="folder to write to (or --out)")
@@ -18,5 +19,5 @@ first, _, last = args.seeds.partition("-")
 if not first.isdigit() or not (last or first).isdigit():
     parser.error(f"--seeds must be N or N-M, got {args.seeds!r}")
 seeds = range(int(first), int(last or first) + 1)
-make_corpus(folder, seeds, seconds=args.seconds, snr_db=args.snr)
-print(f"wrote {len(seeds)} mixtures to {folder}")
+written = make_corpus(folder, seeds, seconds=args.seconds, snr_db=args.snr)
+print(f"wrote {len(seeds)} mixtures and {write_corpus_manifest(folder, written)}")

@@ -1,0 +1,155 @@
+"""`eventsep evaluate`: the manifest, the grid, the metrics per item and setting, the aggregates and the files."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from eventsep.evaluate import (GridSpec, ManifestError, evaluate, paired_bootstrap, read_manifest, summarise,
+                               write_manifest)
+from eventsep.metrics import sdr
+from eventsep.audio import load_audio
+from flows.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from standins import STANDIN_OPTIONS, tone_set
+
+STANDINS = ["--local", "--encoder", "standin-encoder", "--sed", "standin-sed", "--separators", "standin-a,standin-b"]
+
+
+@pytest.fixture
+def manifest(cache_env):
+    (cache_env / "set").mkdir()
+    return tone_set(cache_env / "set")
+
+
+def test_manifest_paths_are_relative_to_its_folder_and_read_back(cache_env, manifest):
+    stored = json.loads(manifest.read_text())["items"]
+    assert stored[0]["mixture"] == "tone0.mixture.wav" and stored[0]["kind"] == "speech"
+    items = read_manifest(manifest)
+    assert [i.id for i in items] == ["tone0", "tone1"] and items[1].kind == "music"
+    assert items[0].mixture == str(manifest.parent / "tone0.mixture.wav") and items[0].cls == "Sine wave"
+    bare = cache_env / "set" / "bare.json"  # a bare list is accepted too
+    bare.write_text(json.dumps(json.loads(manifest.read_text())["items"]))
+    assert [i.id for i in read_manifest(bare)] == ["tone0", "tone1"]
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"reference": "gone.wav"}, "reference"),
+    ({"kind": "noise"}, "kind must be one of"),
+    ({"onset": 2.0, "offset": 1.0}, "not after onset"),
+    ({"offset": None}, "both onset and offset"),
+    ({"class": "Tuba"}, "not an AudioSet display name"),
+    ({"query": ""}, "'query'"),
+    ({"id": "tone0"}, "used twice"),
+])
+def test_bad_manifest_item_exits_2_with_one_line_naming_it(cache_env, manifest, capsys, change, problem):
+    data = json.loads(manifest.read_text())
+    data["items"][1].update(change)
+    data["items"][1] = {k: v for k, v in data["items"][1].items() if v is not None}
+    manifest.write_text(json.dumps(data))
+    assert main(["evaluate", str(manifest), "-o", str(cache_env / "out"), *STANDINS]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and problem in err and "item 1" in err
+    assert not (cache_env / "out").exists()
+
+
+def test_not_json_is_one_line(cache_env, capsys):
+    path = cache_env / "m.json"
+    path.write_text("{items: [")
+    with pytest.raises(ManifestError, match="not JSON"):
+        read_manifest(path)
+    assert main(["evaluate", str(path), "-o", str(cache_env / "out"), *STANDINS]) == EXIT_BAD_INPUT
+
+
+def test_grid_has_each_separator_alone_each_fusion_and_the_masked_mixture():
+    spec = GridSpec(separators=("a", "b"), fusions=("band", "rate"), masks=("off", "soft", "hard"),
+                    thresholds=(0.3, 0.5))
+    labels = [p.label() for p in spec.points()]
+    assert len(labels) == len(set(labels)) == 4 * 5 + 4
+    assert "a · mask off" in labels and "fused rate · hard θ=0.3" in labels and "mixture · soft θ=0.5" in labels
+    assert "mixture · mask off" not in labels
+    single = [p.label() for p in GridSpec(separators=("a",), masks=("off", "hard"), thresholds=(0.5,)).points()]
+    assert single == ["a · mask off", "a · hard θ=0.5", "mixture · hard θ=0.5"]
+
+
+def test_paired_bootstrap_interval_and_summaries():
+    gains = np.random.default_rng(0).normal(1.0, 1.0, 200)
+    result = paired_bootstrap(gains)
+    assert result["ci95"][0] < result["mean"] < result["ci95"][1]
+    assert 0.1 < result["ci95"][1] - result["ci95"][0] < 0.6  # about 2 x 1.96 x 1/sqrt(200)
+    assert paired_bootstrap(gains) == result  # fixed seed
+    assert paired_bootstrap([2.0, 2.0, float("nan")])["ci95"] == [2.0, 2.0]
+    summary = summarise([1.0, 3.0, float("-inf"), None])
+    assert summary["mean"] == 2.0 and summary["median"] == 1.0 and summary["n_finite"] == 2 and summary["n"] == 3
+
+
+def test_evaluate_scores_every_item_and_setting_and_writes_the_files(cache_env, manifest, standin_options):
+    from eventsep.api import make_options
+
+    spec = GridSpec(separators=("standin-a", "standin-b"), fusions=("band",), masks=("off", "hard"),
+                    thresholds=(0.5,))
+    out = cache_env / "out"
+    doc = evaluate(manifest, out, spec, make_options(standin_options), audio_items=1)
+    assert {p.name for p in out.iterdir()} >= {"results.json", "results.csv", "report.html", "items", "audio"}
+    rows = {(r["item"], r["setting"]): r for r in doc["rows"]}
+    assert len(rows) == 2 * len(spec.points()) == 2 * 7  # 3 sources x (off, hard) + the masked mixture
+    mixture = load_audio(manifest.parent / "tone0.mixture.wav").samples
+    reference = load_audio(manifest.parent / "tone0.reference.wav").samples
+    # standin-a answers half the mixture: SI-SDR is blind to the scale, the SNR-style SDR is not
+    alone = rows["tone0", "standin-a · mask off"]
+    assert alone["si_sdri"] == pytest.approx(0.0, abs=1e-6)
+    assert alone["sdri"] == pytest.approx(sdr(0.5 * mixture, reference) - sdr(mixture, reference), abs=1e-4)
+    # the SED mask (energy stand-in) takes out the noise before and after the tone: the WHEN, measured directly
+    for source in ("standin-a", "standin-b", "fused band"):
+        for item in ("tone0", "tone1"):
+            assert rows[item, f"{source} · hard θ=0.5"]["outside_db"] < rows[item, f"{source} · mask off"][
+                "outside_db"] - 20
+    for item in ("tone0", "tone1"):
+        assert rows[item, "standin-a · hard θ=0.5"]["si_sdri"] > rows[item, "standin-a · mask off"]["si_sdri"] + 1
+    assert 0.0 < rows["tone0", "mixture · hard θ=0.5"]["stoi"] <= 1.0  # speech item: STOI and ESTOI
+    assert np.isnan(rows["tone1", "mixture · hard θ=0.5"]["stoi"])  # music item: none
+    assert not any(r["silent"] for r in doc["rows"])
+    summary = doc["summary"]["standin-a · hard θ=0.5"]
+    assert summary["items"] == 2 and set(summary["by_kind"]) == {"speech", "music"}
+    gain = next(g for g in doc["gains"] if g["setting"] == "standin-a · hard θ=0.5" and g["kind"] == "mask")
+    assert gain["over"] == "standin-a · mask off" and gain["si_sdri"]["n"] == 2 and gain["si_sdri"]["mean"] > 1
+    assert {g["over"] for g in doc["gains"] if g["setting"] == "fused band · mask off"} == {
+        "standin-a · mask off", "standin-b · mask off"}
+    saved = json.loads((out / "results.json").read_text())
+    # the run's own setting (soft θ=0.5) is not in this grid: pictures and audio show its first point
+    assert "SNR-style" in saved["note"] and saved["default"] == "standin-a · mask off"
+    with open(out / "results.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 14 and "sdri_snr_style" in table[0]
+    assert sorted(p.name for p in (out / "audio").iterdir()) == [
+        f"tone0.{part}.ogg" for part in ("estimate", "mixture", "reference", "residual")]
+    assert sorted(p.name for p in (out / "items").iterdir()) == ["tone0.png", "tone1.png"]
+
+
+def test_evaluate_command_and_a_silent_answer(cache_env, manifest, capsys):
+    out = cache_env / "out"
+    args = ["evaluate", str(manifest), "-o", str(out), "--masks", "off,hard", "--thresholds", "0.5,1.0",
+            "--fusions", "rate", "--no-report", *STANDINS]
+    assert main(args) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "SNR-style" in printed and "fused rate · hard θ=1" in printed
+    doc = json.loads((out / "results.json").read_text())
+    # θ = 1 with min_peak: the energy stand-in reaches 1 only at its loudest frame; the mask passes almost
+    # nothing there, so the answer is silent (20 dB or more below the reference) for every item
+    silent = doc["summary"]["mixture · hard θ=1"]["silent"]
+    assert silent == 2 and doc["summary"]["mixture · hard θ=0.5"]["silent"] == 0
+    assert not (out / "report.html").exists()
+
+
+def test_write_manifest_keeps_outside_paths_absolute(cache_env, manifest):
+    target = cache_env / "elsewhere" / "m.json"
+    target.parent.mkdir()
+    write_manifest([{"id": "x", "mixture": str(manifest.parent / "tone0.mixture.wav"),
+                     "reference": str(manifest.parent / "tone0.reference.wav"), "query": "q", "kind": None}], target)
+    item = json.loads(target.read_text())["items"][0]
+    assert item["mixture"].startswith("/") and "kind" not in item
+    assert read_manifest(target)[0].query == "q"
+
+
+def test_standin_options_match_the_command_lines(standin_options):
+    assert tuple(standin_options["separators"]) == tuple(STANDIN_OPTIONS["separators"])
