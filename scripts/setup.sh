@@ -4,10 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# Audio tools for the open corpus: GM SoundFont instruments and effects, three speech synthesisers.
+# Audio tools for the open corpus: GM SoundFont instruments and effects, three speech synthesisers;
+# wamerican: the English word list whose words the query mapper never "corrects" (eventsep/query.py).
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg >/dev/null
+    fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg wamerican >/dev/null
 
 PIP="python3 -m pip install -q --disable-pip-version-check"
 # torch first and pinned: anything unpinned would pull a multi-GB CUDA build.
