@@ -34,13 +34,14 @@ def parse_span(text: str) -> tuple[float, float]:
     return start, end
 
 
-MaskMode = Literal["hard", "soft", "off"]
+MaskMode = Literal["auto", "hard", "soft", "off"]
 
 
 class MaskParams(StageParams):
     """How SED probabilities (and user spans) become a gain over time."""
 
-    mode: MaskMode = "soft"
+    mode: MaskMode = Field("auto", description='"auto": chosen by the query\'s family once it is mapped '
+                           '(eventsep.pipeline.MASK_BY_FAMILY)')
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="θ: probability at which the gain is 1")
     low_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="hysteresis release level; default θ/2")

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from .config import FusionMode, MaskMode, StageParams
-from .pipeline import MIXTURE, GridPoint, Runner, RunOptions
+from .pipeline import AUTO, MASK_BY_FAMILY, MIXTURE, GridPoint, Runner, RunOptions
 
 KINDS = ("speech", "music", "environment")
 GAIN_METRICS = ("si_sdri", "outside_db")
@@ -176,7 +176,7 @@ class GridSpec(StageParams):
 
 def run_default_separators() -> tuple[str, ...]:
     """The separators `eventsep separate` runs by default for a query that is not speech ("auto" resolved)."""
-    from .pipeline import AUTO, SEPARATORS_BY_FAMILY
+    from .pipeline import SEPARATORS_BY_FAMILY
 
     chosen = tuple(RunOptions().separators)
     return tuple(SEPARATORS_BY_FAMILY["other"]()) if chosen == (AUTO,) else chosen
@@ -186,7 +186,8 @@ def default_point(grid: list[GridPoint], options: RunOptions, run_separators: tu
     """The setting whose audio and pictures the report shows: what `eventsep separate` answers by default
     (`run_separators`: their fusion, or the one separator alone, with the options' mask), else the first point."""
     fused = len(run_separators) >= 2 and tuple(run_separators[:2]) == tuple(options.separators[:2])
-    wanted = GridPoint(mask_mode=options.mask.mode, threshold=options.mask.threshold,
+    mode = MASK_BY_FAMILY["other"]["mode"] if options.mask.mode == AUTO else options.mask.mode
+    wanted = GridPoint(mask_mode=mode, threshold=options.mask.threshold,
                        fusion_mode=options.fusion.mode, separator=None if fused else run_separators[0])
     return next((point for point in grid if point.label() == wanted.label()), grid[0])
 

@@ -149,6 +149,8 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
     if num_samples <= 0 or sample_rate <= 0 or frame_rate <= 0:
         raise ValueError(f"need num_samples, sample_rate and frame_rate > 0, got {num_samples}, {sample_rate}, "
                          f"{frame_rate}")
+    if params.mode == "auto":
+        raise ValueError("mask mode 'auto' is chosen by the pipeline from the query's family; give hard, soft or off")
     duration = num_samples / sample_rate
     params.check_duration(duration)
     label = " | ".join(class_names) or "selected classes"

@@ -55,7 +55,8 @@ def plain_warnings():
 
 
 def _add_stage_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mask", choices=["hard", "soft", "off"], help="mask mode (default soft)")
+    parser.add_argument("--mask", choices=["auto", "hard", "soft", "off"],
+                        help="mask mode (default auto: soft with a 0.5 floor; for speech queries the gain is held at 1)")
     parser.add_argument("--threshold", type=float, help="θ in [0, 1] (default 0.5)")
     parser.add_argument("--smoothing", choices=["median", "hysteresis", "none"])
     parser.add_argument("--spans", help='user time spans, e.g. "2-4.5,7-9"')

@@ -138,7 +138,7 @@ def test_auto_picks_the_backends_by_the_family_of_the_query(cache_env, query, se
 def test_named_backends_are_kept(cache_env):
     from eventsep.pipeline import RunOptions, resolve
 
-    chosen = RunOptions(sed="yamnet", separators=("audiosep",))
+    chosen = RunOptions(sed="yamnet", separators=("audiosep",), mask={"mode": "soft"})
     assert resolve(chosen, mapped("the woman speaking"))[0] == chosen
 
 
@@ -155,6 +155,17 @@ def test_auto_falls_back_to_audiosep_when_dfn3_cannot_load(cache_env):
         backends.unregister("separator", "dfn3")
     assert options.separators == default_separators()
     assert passed_over == {"dfn3": "dfn3: libdeepfilter.so not found"}
+
+
+@pytest.mark.parametrize("query, mode, floor", [("the woman speaking", "soft", 1.0), ("the accordion", "soft", 0.5)])
+def test_auto_mask_holds_the_gain_at_one_for_speech_and_floors_it_for_others(cache_env, query, mode, floor):
+    """Speech: the detector still finds the events, the gain stays 1 (no mask earned its place over dfn3);
+    others: soft with the floor chosen on the development set (docs/mask.md)."""
+    from eventsep.pipeline import RunOptions, resolve
+
+    mask = resolve(RunOptions(), mapped(query))[0].mask
+    assert (mask.mode, mask.floor) == (mode, floor)
+    assert resolve(RunOptions(mask={"mode": "hard"}), mapped(query))[0].mask.floor == 0.0  # asked for: as asked
 
 
 def test_keep_and_remove_the_speech_end_to_end(cache_env, speech_in_noise):

@@ -19,8 +19,8 @@ def probs_with_event(seconds=4.0, start=1.0, stop=2.5, level=0.9, classes=5, col
 
 
 def mask(probs, seconds=4.0, **params):
-    return compute_mask(probs, FRAME_RATE, [2], MaskParams(**params), num_samples=int(seconds * RATE),
-                        sample_rate=RATE, class_names=["Accordion"])
+    return compute_mask(probs, FRAME_RATE, [2], MaskParams(**{"mode": "soft", **params}),
+                        num_samples=int(seconds * RATE), sample_rate=RATE, class_names=["Accordion"])
 
 
 def gain_at(result, seconds):
