@@ -412,8 +412,12 @@ def _is_speaker(text: str) -> bool:
 
 def _describes_speaker(words: list[str], end: int, text: str) -> bool:
     """A noun right before a speaker's role ("radio" in "the radio host"); an -ing word stays a sound
-    ("a crying announcer")."""
-    return end < len(words) and not text.endswith("ing") and _is_speaker(words[end])
+    ("a crying announcer"), and so does an instrument being played ("the piano teacher playing")."""
+    return (end < len(words) and not text.endswith("ing") and _is_speaker(words[end])
+            and not _PLAYING.intersection(words))
+
+
+_PLAYING = frozenset({"playing", "plays", "played", "strumming", "practicing", "practising", "performing", "solo"})
 
 
 def _most_specific(speech: set[int]) -> set[int]:
