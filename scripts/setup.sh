@@ -8,6 +8,8 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg >/dev/null
+# Recorded sources of the corpus and the real development set (~590 MB download; the tests use them).
+bash scripts/setup_corpus.sh
 
 PIP="python3 -m pip install -q --disable-pip-version-check"
 # torch first and pinned: anything unpinned would pull a multi-GB CUDA build.
