@@ -12,12 +12,6 @@ from eventsep.ontology import by_mid, by_name
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def corpus_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def test_label_table_names_audioset_classes_with_their_mids():
     rules = recorded.label_rules()
     assert len(rules) > 100

@@ -187,22 +187,29 @@ def _midi(kind: SourceKind, rng: np.random.Generator, seconds: float, path: Path
     song.save(path)
 
 
+def _render_midi(kind: SourceKind, seed: int, seconds: float, sample_rate: int, description: str,
+                 command) -> np.ndarray:
+    """A seeded MIDI part of `kind` rendered by the program `command(midi, wav)` returns (cached by description)."""
+
+    def render(wav: Path) -> None:
+        midi = wav.with_suffix(".mid")
+        _midi(kind, np.random.default_rng([seed, 1]), seconds, midi)
+        subprocess.run(command(midi, wav), check=True, capture_output=True)
+
+    return _cached(description, sample_rate, render)
+
+
 def render_music(kind: SourceKind, seed: int, seconds: float, sample_rate: int, soundfont: Path = SOUNDFONT,
                  package: str = "fluid-soundfont-gm") -> np.ndarray:
     """`seconds` of a seeded melody, rhythm or effect through fluidsynth and a SoundFont (FluidR3 GM by default)."""
     fluidsynth = _require("fluidsynth")
     if not soundfont.exists():
         raise CorpusToolMissing(f"the corpus needs {soundfont}: apt-get install {package}")
-
-    def render(wav: Path) -> None:
-        midi = wav.with_suffix(".mid")
-        _midi(kind, np.random.default_rng([seed, 1]), seconds, midi)
-        subprocess.run([fluidsynth, "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.8", "-r", str(sample_rate),
-                        "-F", str(wav), str(soundfont), str(midi)], check=True, capture_output=True)
-
     # FluidR3's descriptions stay as they were, so that existing render caches stay valid
     font = "" if soundfont == SOUNDFONT else f"|{soundfont.name}"
-    return _cached(f"music|{kind.name}|{seed}|{seconds}{font}", sample_rate, render)
+    return _render_midi(kind, seed, seconds, sample_rate, f"music|{kind.name}|{seed}|{seconds}{font}",
+                        lambda midi, wav: [fluidsynth, "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.8", "-r",
+                                           str(sample_rate), "-F", str(wav), str(soundfont), str(midi)])
 
 
 def render_patches(kind: SourceKind, seed: int, seconds: float, sample_rate: int, config: Path) -> np.ndarray:
@@ -211,14 +218,10 @@ def render_patches(kind: SourceKind, seed: int, seconds: float, sample_rate: int
     timidity = _require("timidity")
     if not config.exists():
         raise CorpusToolMissing(f"the corpus needs {config}: apt-get install freepats")
-
-    def render(wav: Path) -> None:
-        midi = wav.with_suffix(".mid")
-        _midi(kind, np.random.default_rng([seed, 1]), seconds, midi)
-        subprocess.run([timidity, "-c", str(config), "-Ow", "-s", str(sample_rate), "-o", str(wav), str(midi)],
-                       check=True, capture_output=True)
-
-    return _cached(f"patches|{kind.name}|{kind.program}|{seed}|{seconds}|{config.name}", sample_rate, render)
+    return _render_midi(kind, seed, seconds, sample_rate,
+                        f"patches|{kind.name}|{kind.program}|{seed}|{seconds}|{config.name}",
+                        lambda midi, wav: [timidity, "-c", str(config), "-Ow", "-s", str(sample_rate), "-o",
+                                           str(wav), str(midi)])
 
 
 def render_speech(label: str, seed: int, sample_rate: int) -> np.ndarray:
