@@ -2,12 +2,13 @@
 (files kept after the silence floor) and seconds it has in training and held out; drum kits, SoundFont and
 patch-set instruments are counted as units (they are rendered on demand, so they have no fixed length).
 
-    python3 scripts/corpus_classes.py > table.md     (decodes every file once: minutes; cached afterwards)
+    PYTHONPATH=. python3 scripts/corpus_classes.py > table.md     (decodes every file once: minutes; cached afterwards)
 """
 
 from collections import defaultdict
 
-from eventsep.corpus import recorded
+from eventsep.corpus import ALL_KINDS, recorded
+from eventsep.corpus.mixtures import FAMILY_OF
 
 RATE = 32000
 
@@ -39,6 +40,14 @@ def main() -> None:
     print(f"| **all {len(table)} classes** | | {totals['train'][0]} | {totals['train'][1]:.0f} | "
           f"{totals['held_out'][0]} | {totals['held_out'][1]:.0f} | {totals['train'][2]} / {totals['held_out'][2]} | "
           f"{sum(table[k]['dropped'] for k in table)} |")
+    print("\nSynthetic sources (rendered on demand from a seed, so no clip count):\n")
+    print("| class | family | synthetic kinds | also recorded |\n|---|---|---|---|")
+    kinds = defaultdict(list)
+    for kind in ALL_KINDS.values():
+        kinds[kind.label].append(kind)
+    for label in sorted(kinds, key=lambda k: (FAMILY_OF[kinds[k][0].family], k)):
+        names = ", ".join(f"{k.name} ({k.family})" for k in kinds[label])
+        print(f"| {label} | {FAMILY_OF[kinds[label][0].family]} | {names} | {'yes' if label in table else 'no'} |")
 
 
 if __name__ == "__main__":

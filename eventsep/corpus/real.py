@@ -125,10 +125,11 @@ def plan_item(seed: int, split: str, *, sample_rate: int = 32000, seconds: float
                                 "run scripts/setup_corpus.sh")
     label = classes[int(rng.integers(len(classes)))]
     others = [u for u in pool if u.label != label]
-    other_family = [u for u in others if u.family != family]
-    interferers = other_family if rng.random() < 0.75 or not [u for u in others if u.family == family] else [
-        u for u in others if u.family == family]
-    interferer_label = sorted({u.label for u in interferers})[int(rng.integers(len({u.label for u in interferers})))]
+    same_family = [u for u in others if u.family == family]
+    # another family in three items of four (always for speech: it has one class)
+    interferers = [u for u in others if u.family != family] if rng.random() < 0.75 or not same_family else same_family
+    interferer_labels = sorted({u.label for u in interferers})
+    interferer_label = interferer_labels[int(rng.integers(len(interferer_labels)))]
 
     length = int(round(seconds * sample_rate))
     fraction = rng.uniform(0.2, 0.6) if rng.random() < 0.9 else rng.uniform(0.6, 0.8)
