@@ -124,7 +124,8 @@ def read_manifest(path: str | os.PathLike) -> list[Item]:
 
 
 def write_manifest(items: Iterable[dict], path: str | os.PathLike) -> Path:
-    """Write `{"items": [...]}` atomically; paths inside the manifest's folder are stored relative to it.
+    """Write `{"items": [...]}` atomically; paths inside the manifest's folder are stored relative to it (a
+    relative path given is taken as relative to that folder).
 
     Each item is a dict with the manifest's fields (None values are left out); extra fields are kept."""
     from .atomic import write_text
@@ -135,7 +136,7 @@ def write_manifest(items: Iterable[dict], path: str | os.PathLike) -> Path:
     for item in items:
         entry = {k: v for k, v in dict(item).items() if v is not None}
         for field_name in ("mixture", "reference"):
-            location = Path(entry[field_name]).resolve()
+            location = (folder / entry[field_name]).resolve()  # a relative path is relative to the manifest
             if location.is_relative_to(folder):
                 entry[field_name] = location.relative_to(folder).as_posix()
             else:

@@ -368,12 +368,31 @@ def cmd_cache(args) -> int:
     return EXIT_OK
 
 
+def seed_range(text: str) -> range:
+    """`N` or `N-M` (inclusive) as a range; anything else is refused in one line."""
+    first, _, last = text.partition("-")
+    if not first.isdigit() or not (last or first).isdigit() or int(last or first) < int(first):
+        raise ValueError(f"--seeds must be N or N-M with N <= M, got {text!r}")
+    return range(int(first), int(last or first) + 1)
+
+
 def cmd_corpus(args) -> int:
+    if args.real:
+        from eventsep.corpus import real
+        from eventsep.corpus.sources import CorpusToolMissing
+
+        try:
+            plan = real.plan_set(seed_range(args.seeds)) if args.seeds else real.committed_plan()
+            path = real.write_set(plan, args.output)
+        except (CorpusToolMissing, FileNotFoundError) as error:
+            print(f"eventsep: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"wrote {len(plan['items'])} recorded mixtures and {path}")
+        return EXIT_OK
     from eventsep.corpus import make_corpus
     from eventsep.corpus.manifest import write_corpus_manifest
 
-    first, _, last = args.seeds.partition("-")
-    seeds = range(int(first), int(last or first) + 1)
+    seeds = seed_range(args.seeds or "0-9")
     manifest = write_corpus_manifest(args.output, make_corpus(args.output, seeds))
     print(f"wrote {len(seeds)} mixtures to {args.output} and the evaluation manifest {manifest}")
     return EXIT_OK
@@ -610,7 +629,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     corpus = commands.add_parser("corpus", help="write open-corpus mixtures (deterministic by seed)")
     corpus.add_argument("output")
-    corpus.add_argument("--seeds", default="0-9", help="e.g. 0-19")
+    corpus.add_argument("--seeds", default=None,
+                        help="e.g. 0-19 (default 0-9; with --real, the committed development set's plan)")
+    corpus.add_argument("--real", action="store_true",
+                        help="recorded sources only, from the units held out of training (docs/corpus.md)")
     corpus.set_defaults(run=cmd_corpus)
     return parser
 

@@ -11,6 +11,8 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
     fluidsynth fluid-soundfont-gm espeak-ng flite festival festvox-kallpc16k ffmpeg wamerican chromium >/dev/null
+# Recorded sources of the corpus and the real development set (~590 MB download; the tests use them).
+bash scripts/setup_corpus.sh
 
 PIP="python3 -m pip install -q --disable-pip-version-check"
 # torch first and pinned: anything unpinned would pull a multi-GB CUDA build.

@@ -21,6 +21,13 @@ def prefect_server(tmp_path_factory):
 
 
 @pytest.fixture
+def corpus_cache(tmp_path, monkeypatch):
+    """A private cache folder for corpus renders."""
+    monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
 def cache_env(tmp_path, monkeypatch):
     """A private cache folder (results, locks, models) and the stand-in backends."""
     monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))

@@ -13,12 +13,6 @@ from eventsep.ontology import by_name
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def corpus_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def test_every_label_is_an_audioset_class():
     for kind in ALL_KINDS.values():
         assert by_name(kind.label).name == kind.label
@@ -108,3 +102,24 @@ def test_corpus_command_writes_an_evaluation_manifest(corpus_cache, tmp_path):
                                                                    meta["prompts"][0])
     family = ALL_KINDS[meta["target_kind"]].family
     assert first.kind == {"voice": "speech", "instrument": "music", "drums": "music"}.get(family, "environment")
+
+
+def test_synthetic_development_set_is_balanced_above_the_training_seeds(corpus_cache, tmp_path):
+    from importlib import resources
+
+    from eventsep.corpus.mixtures import synthetic_plan, write_synthetic_set
+    from eventsep.separators.audiosep.train import DEFAULTS
+
+    committed = json.loads(resources.files("eventsep.data").joinpath("dev_synthetic.json").read_text())
+    plan = synthetic_plan(48)
+    assert committed["items"] == plan["items"]  # the committed manifest is what the code renders
+    assert min(item["seed"] for item in plan["items"]) >= max(DEFAULTS.train_seeds)
+    for family in ("speech", "music", "environment"):
+        assert sum(item["kind"] == family for item in plan["items"]) == 16
+    assert sum(item["remove"] for item in plan["items"]) == 12
+    removal = next(item for item in plan["items"] if item["remove"])
+    short = {**plan, "seconds": 4.0, "items": [removal]}
+    manifest = json.loads(write_synthetic_set(short, tmp_path / "syn").read_text())
+    entry = manifest["items"][0]
+    assert entry["remove"] is True and entry["reference"].endswith(".interferer.flac")
+    assert 0 < entry["onset"] < entry["offset"] <= 4.0 and (tmp_path / "syn" / entry["mixture"]).exists()

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.slow
 
 def test_training_resumes_and_exports(tmp_path, monkeypatch):
     monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
+    # recorded_share: seeds 0, 2 and 100_000 are recorded mixtures (scripts/setup_corpus.sh), seed 1 synthetic
     config = TrainConfig(train_seeds=(0, 3), validation_seeds=(100_000, 100_001), item_seconds=2.5,
-                         crop_seconds=1.0, batch_size=2, final_learning_rate=1e-4, mask_weight=1.0)
+                         crop_seconds=1.0, batch_size=2, final_learning_rate=1e-4, mask_weight=1.0,
+                         recorded_share=0.3)
     folder = tmp_path / "run"
     rows = []
     first = train(folder, 0.05, config, progress=rows.append)
@@ -69,7 +71,7 @@ def test_training_data_is_rendered_again_when_its_seeds_change(tmp_path, monkeyp
 
     rendered = []
 
-    def fake_items(seeds, seconds, sample_rate):
+    def fake_items(seeds, seconds, sample_rate, *recorded):
         rendered.append((seeds.start, seeds.stop))
         count = len(seeds)
         return {"target": np.full((count, 4), seeds.start, np.float32), "interferer": np.zeros((count, 4), np.float32),

@@ -1,4 +1,5 @@
-"""The synthetic corpus as an `eventsep evaluate` manifest: mixture, clean target as reference, span, kind, class."""
+"""Development-set manifests for `eventsep evaluate`: items checked for the fields it reads, the synthetic
+corpus's items (mixture, clean target as reference, span, kind, class), written as OUT/manifest.json."""
 
 from __future__ import annotations
 
@@ -7,9 +8,26 @@ from pathlib import Path
 
 from .sources import ALL_KINDS
 
+KINDS = ("speech", "music", "environment")
+REQUIRED = ("id", "mixture", "reference", "query", "onset", "offset", "kind", "class")
 # The corpus's source families as the evaluation's kinds.
 KIND_OF_FAMILY = {"voice": "speech", "instrument": "music", "drums": "music", "effect": "environment",
                   "animal": "environment"}
+
+
+def write_manifest(items: list[dict], path: str | Path) -> Path:
+    """Check each item has the fields the evaluation reads (paths relative to the manifest's folder; onset and
+    offset in seconds of the described sound; `remove: true` when the reference is the rest of the mix) and
+    publish the manifest atomically (eventsep.evaluate.write_manifest)."""
+    from ..evaluate import write_manifest as publish
+
+    for item in items:
+        missing = [name for name in REQUIRED if name not in item]
+        if missing:
+            raise ValueError(f"manifest item {item.get('id', '?')}: missing {', '.join(missing)}")
+        if item["kind"] not in KINDS:
+            raise ValueError(f"manifest item {item['id']}: kind must be one of {', '.join(KINDS)}")
+    return publish(items, path)
 
 
 def synthetic_item(paths: dict[str, Path]) -> dict:
@@ -22,6 +40,4 @@ def synthetic_item(paths: dict[str, Path]) -> dict:
 
 def write_corpus_manifest(folder: str | Path, written: list[dict[str, Path]]) -> Path:
     """`folder/manifest.json` listing the mixtures of `make_corpus(folder, ...)`."""
-    from ..evaluate import write_manifest
-
     return write_manifest([synthetic_item(paths) for paths in written], Path(folder) / "manifest.json")

@@ -135,3 +135,49 @@ def write_mixture(mixture: Mixture, folder: str | Path, stem: str | None = None)
 
 def make_corpus(folder: str | Path, seeds, **options) -> list[dict[str, Path]]:
     return [write_mixture(make_mixture(seed, **options), folder) for seed in seeds]
+
+
+# --- the synthetic development set: seeds above every training range (training uses 0-1999) ---
+
+FAMILY_OF = {"voice": "speech", "instrument": "music", "drums": "music", "effect": "environment",
+             "animal": "environment"}
+DEV_FIRST_SEED = 100_000  # where TrainConfig.validation_seeds start: never a training seed
+
+
+def synthetic_plan(count: int = 48) -> dict:
+    """A balanced synthetic development set: item i has a speech, music or environment target in turn, an SNR
+    of -5, 0, +5 dB in turn per family, and every fourth item asks to remove its target."""
+    from ..ontology import by_name
+
+    items = []
+    for i in range(count):
+        seed = DEV_FIRST_SEED + i
+        rng = np.random.default_rng([seed, 40])
+        family = ("speech", "music", "environment")[i % 3]
+        kinds = sorted(k.name for k in ALL_KINDS.values() if FAMILY_OF[k.family] == family)
+        kind = ALL_KINDS[kinds[int(rng.integers(len(kinds)))]]
+        remove = i % 4 == 3
+        names = [kind.name, *kind.words]
+        templates = REMOVAL_PROMPTS if remove else TARGET_PROMPTS
+        query = templates[int(rng.integers(len(templates)))].format(names[int(rng.integers(len(names)))])
+        items.append({"id": f"syn{seed}", "seed": seed, "target": kind.name, "kind": family, "class": kind.label,
+                      "mid": by_name(kind.label).mid, "snr_db": (-5.0, 0.0, 5.0)[(i // 3) % 3], "remove": remove,
+                      "query": query})
+    return {"sample_rate": 32000, "seconds": 10.0, "items": items}
+
+
+def write_synthetic_set(plan: dict, folder: str | Path) -> Path:
+    """Render a synthetic development-set plan into `folder` with its evaluation manifest."""
+    from .manifest import write_manifest
+
+    folder, entries = Path(folder), []
+    for item in plan["items"]:
+        m = make_mixture(item["seed"], sample_rate=plan["sample_rate"], seconds=plan["seconds"],
+                         snr_db=item["snr_db"], target=item["target"])
+        write_mixture(m, folder, item["id"])
+        entry = {"id": item["id"], "mixture": f"{item['id']}.mixture.flac",
+                 "reference": f"{item['id']}.{'interferer' if item['remove'] else 'target'}.flac",
+                 "query": item["query"], "onset": m.onset, "offset": m.offset, "kind": item["kind"],
+                 "class": item["class"]}
+        entries.append({**entry, "remove": True} if item["remove"] else entry)
+    return write_manifest(entries, folder / "manifest.json")

@@ -113,11 +113,11 @@ def _require(program: str) -> str:
 
 
 DEBIAN_PACKAGE = {"fluidsynth": "fluidsynth fluid-soundfont-gm", "espeak-ng": "espeak-ng", "flite": "flite",
-                  "text2wave": "festival"}
+                  "text2wave": "festival", "timidity": "timidity freepats"}
 
 
-def _cached(description: str, sample_rate: int, render) -> np.ndarray:
-    """The rendered source for `description`, from the disk cache or by `render(path)` into a wav file."""
+def cached_array(description: str, sample_rate: int, compute) -> np.ndarray:
+    """The samples for `description` at `sample_rate`, from the disk cache or by `compute()`."""
     digest = hashlib.sha256(f"{description}|{sample_rate}".encode()).hexdigest()[:32]
     path = _cache_dir() / f"{digest}.npy"
     if path.exists():
@@ -125,13 +125,22 @@ def _cached(description: str, sample_rate: int, render) -> np.ndarray:
             return np.load(path, allow_pickle=False)
         except (ValueError, OSError):
             path.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="eventsep-render-") as folder:
-        wav = Path(folder) / "render.wav"
-        render(wav)
-        samples = load_audio(wav, sample_rate, min_seconds=0.01).samples
+    samples = compute()
     with atomic_file(path, suffix=".npy") as temporary:
         np.save(temporary, samples)
     return samples
+
+
+def _cached(description: str, sample_rate: int, render) -> np.ndarray:
+    """The rendered source for `description`, from the disk cache or by `render(path)` into a wav file."""
+
+    def compute() -> np.ndarray:
+        with tempfile.TemporaryDirectory(prefix="eventsep-render-") as folder:
+            wav = Path(folder) / "render.wav"
+            render(wav)
+            return load_audio(wav, sample_rate, min_seconds=0.01).samples
+
+    return cached_array(description, sample_rate, compute)
 
 
 def _midi(kind: SourceKind, rng: np.random.Generator, seconds: float, path: Path) -> None:
@@ -156,16 +165,17 @@ def _midi(kind: SourceKind, rng: np.random.Generator, seconds: float, path: Path
             track.append(mido.Message("note_off", note=note, velocity=0, channel=0, time=int(length * ticks)))
             track.append(mido.Message("note_off", note=note, velocity=0, channel=0, time=int(gap * ticks)))
             elapsed += length + gap
-    elif kind.family == "drums":
+    elif kind.family in ("drums", "drum preset"):  # a drum preset: a kit as a melodic preset (AVL drums)
         pattern = [36, 42, 38, 42] if rng.random() < 0.5 else [36, 46, 38, 42, 36, 42, 38, 49]
         for step in range(int(beats * 2)):
             note = pattern[step % len(pattern)]
-            track.append(mido.Message("note_on", note=note, velocity=int(rng.integers(70, 120)), channel=9,
+            track.append(mido.Message("note_on", note=note, velocity=int(rng.integers(70, 120)), channel=channel,
                                       time=0))
-            track.append(mido.Message("note_off", note=note, velocity=0, channel=9, time=ticks // 2))
+            track.append(mido.Message("note_off", note=note, velocity=0, channel=channel, time=ticks // 2))
     else:
         scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
-        low = {"tuba": 36, "cello": 43, "acoustic guitar": 48, "piano": 55}.get(kind.name, 60)
+        low = {"tuba": 36, "cello": 43, "acoustic guitar": 48, "piano": 55, "double bass": 31, "bass guitar": 33,
+               "brass instrument": 36, "timpani": 41}.get(kind.name, 60)
         root, elapsed = low + int(rng.integers(0, 5)), 0.0
         while elapsed < beats:
             length = float(rng.choice([0.5, 1.0, 1.0, 2.0]))
@@ -177,19 +187,41 @@ def _midi(kind: SourceKind, rng: np.random.Generator, seconds: float, path: Path
     song.save(path)
 
 
-def render_music(kind: SourceKind, seed: int, seconds: float, sample_rate: int) -> np.ndarray:
-    """`seconds` of a seeded melody, rhythm or effect through fluidsynth and FluidR3 GM."""
-    fluidsynth = _require("fluidsynth")
-    if not SOUNDFONT.exists():
-        raise CorpusToolMissing(f"the corpus needs {SOUNDFONT}: apt-get install fluid-soundfont-gm")
+def _render_midi(kind: SourceKind, seed: int, seconds: float, sample_rate: int, description: str,
+                 command) -> np.ndarray:
+    """A seeded MIDI part of `kind` rendered by the program `command(midi, wav)` returns (cached by description)."""
 
     def render(wav: Path) -> None:
         midi = wav.with_suffix(".mid")
         _midi(kind, np.random.default_rng([seed, 1]), seconds, midi)
-        subprocess.run([fluidsynth, "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.8", "-r", str(sample_rate),
-                        "-F", str(wav), str(SOUNDFONT), str(midi)], check=True, capture_output=True)
+        subprocess.run(command(midi, wav), check=True, capture_output=True)
 
-    return _cached(f"music|{kind.name}|{seed}|{seconds}", sample_rate, render)
+    return _cached(description, sample_rate, render)
+
+
+def render_music(kind: SourceKind, seed: int, seconds: float, sample_rate: int, soundfont: Path = SOUNDFONT,
+                 package: str = "fluid-soundfont-gm") -> np.ndarray:
+    """`seconds` of a seeded melody, rhythm or effect through fluidsynth and a SoundFont (FluidR3 GM by default)."""
+    fluidsynth = _require("fluidsynth")
+    if not soundfont.exists():
+        raise CorpusToolMissing(f"the corpus needs {soundfont}: apt-get install {package}")
+    # FluidR3's descriptions stay as they were, so that existing render caches stay valid
+    font = "" if soundfont == SOUNDFONT else f"|{soundfont.name}"
+    return _render_midi(kind, seed, seconds, sample_rate, f"music|{kind.name}|{seed}|{seconds}{font}",
+                        lambda midi, wav: [fluidsynth, "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.8", "-r",
+                                           str(sample_rate), "-F", str(wav), str(soundfont), str(midi)])
+
+
+def render_patches(kind: SourceKind, seed: int, seconds: float, sample_rate: int, config: Path) -> np.ndarray:
+    """`seconds` of a seeded melody or rhythm through TiMidity++ and a GUS patch set (freepats: fluidsynth
+    reads only SoundFonts)."""
+    timidity = _require("timidity")
+    if not config.exists():
+        raise CorpusToolMissing(f"the corpus needs {config}: apt-get install freepats")
+    return _render_midi(kind, seed, seconds, sample_rate,
+                        f"patches|{kind.name}|{kind.program}|{seed}|{seconds}|{config.name}",
+                        lambda midi, wav: [timidity, "-c", str(config), "-Ow", "-s", str(sample_rate), "-o",
+                                           str(wav), str(midi)])
 
 
 def render_speech(label: str, seed: int, sample_rate: int) -> np.ndarray:

@@ -36,6 +36,9 @@ class TrainConfig:
     seed: int = 0
     # when set, the rate falls from learning_rate to this along a half cosine over each round's minutes
     final_learning_rate: float | None = None
+    # share of the items made of recorded sources (eventsep/corpus/real.py): training items from the units
+    # of the training split, validation items from held-out units; the rest are synthetic corpus items
+    recorded_share: float = 0.0
 
 
 # registry name of the packaged weights -> the module whose train(folder, minutes, config, ...) and
@@ -76,12 +79,41 @@ def learning_rate_at(config: TrainConfig, fraction: float) -> float:
         1 + np.cos(np.pi * fraction)))
 
 
-def corpus_items(seeds: range, seconds: float, sample_rate: int) -> dict[str, np.ndarray | list]:
-    from ..corpus import make_mixture
+def is_recorded(seed: int, recorded_share: float) -> bool:
+    """Whether corpus item `seed` is made of recorded sources (a fixed draw per seed)."""
+    return recorded_share > 0 and np.random.default_rng([seed, 31]).random() < recorded_share
 
+
+def recorded_family_weights(recorded_share: float) -> np.ndarray:
+    """How often recorded items take a speech, music or environment target so that, with the synthetic items'
+    own mix (a uniform draw over the synthetic kinds), all the items are a third of each as far as it can be."""
+    from ..corpus import ALL_KINDS
+    from ..corpus.recorded import FAMILIES
+
+    family_of = {"voice": "speech", "instrument": "music", "drums": "music", "effect": "environment",
+                 "animal": "environment"}
+    synthetic = np.array([sum(family_of[k.family] == f for k in ALL_KINDS.values()) for f in FAMILIES],
+                         float) / len(ALL_KINDS)
+    wanted = np.clip((1 / 3 - (1 - recorded_share) * synthetic) / recorded_share, 0.0, None)
+    return wanted / wanted.sum() if wanted.sum() > 0 else np.full(3, 1 / 3)
+
+
+def corpus_items(seeds: range, seconds: float, sample_rate: int, recorded_share: float = 0.0,
+                 split: str = "train") -> dict[str, np.ndarray | list]:
+    """Corpus items of `seeds`: synthetic, or, for a `recorded_share` of the seeds, recorded sources of `split`."""
+    from ..corpus import make_mixture
+    from ..corpus.real import recorded_mixture
+
+    from ..corpus.recorded import FAMILIES
+
+    weights = recorded_family_weights(recorded_share) if recorded_share else None
     targets, interferers, prompts, kinds = [], [], [], []
     for seed in seeds:
-        item = make_mixture(seed, sample_rate=sample_rate, seconds=seconds)
+        if is_recorded(seed, recorded_share):
+            family = FAMILIES[int(np.random.default_rng([seed, 32]).choice(len(FAMILIES), p=weights))]
+            item = recorded_mixture(seed, split=split, sample_rate=sample_rate, seconds=seconds, family=family)
+        else:
+            item = make_mixture(seed, sample_rate=sample_rate, seconds=seconds)
         targets.append(item.target)
         interferers.append(item.interferer)
         prompts.append(item.prompts)
@@ -110,12 +142,16 @@ def training_data(folder: Path, config: TrainConfig, sample_rate: int) -> Traini
     data_path = folder / "data.npz"
     spec = {"train_seeds": list(config.train_seeds), "validation_seeds": list(config.validation_seeds),
             "item_seconds": config.item_seconds, "sample_rate": sample_rate}
+    if config.recorded_share:  # absent at 0, so that folders rendered before recorded sources stay valid
+        spec["recorded_share"] = config.recorded_share
     meta = json.loads((folder / "data.json").read_text()) if data_path.exists() else {}
     if meta.get("spec") == spec:
         arrays = dict(np.load(data_path, allow_pickle=False))
-    else:  # absent, or rendered for other seeds, lengths or rate: render again
-        train_items = corpus_items(range(*config.train_seeds), config.item_seconds, sample_rate)
-        valid_items = corpus_items(range(*config.validation_seeds), config.item_seconds, sample_rate)
+    else:  # absent, or rendered for other seeds, lengths, rate or share: render again
+        train_items = corpus_items(range(*config.train_seeds), config.item_seconds, sample_rate,
+                                   config.recorded_share, "train")
+        valid_items = corpus_items(range(*config.validation_seeds), config.item_seconds, sample_rate,
+                                   config.recorded_share, "held_out")
         texts, vectors = embed_prompts(train_items["prompts"] + valid_items["prompts"])
         arrays = {"target": train_items["target"], "interferer": train_items["interferer"],
                   "valid_target": valid_items["target"], "valid_interferer": valid_items["interferer"],
