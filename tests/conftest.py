@@ -1,10 +1,16 @@
 import os
 
 import numpy as np
+import prefect.main  # noqa: F401 - see below
 import pytest
 
 from eventsep.audio import Audio
 from standins import CALLS, STANDIN_OPTIONS, register_all
+
+# Prefect binds its console log handler to sys.stderr when `prefect.main` is first imported. Imported here,
+# that is pytest's session-wide capture; imported first inside a test (a --local command that reaches a
+# flow module), it would be that test's capsys stream, closed after it, and every later Prefect log line
+# would fail ("I/O operation on closed file", then a RecursionError in the flow tests).
 
 
 @pytest.fixture(scope="session")
