@@ -549,7 +549,10 @@ def main(argv: list[str] | None = None) -> int:
     from eventsep.config import ParamError, one_line
     from eventsep.pipeline import NoSeparatorAvailable, NotCached
 
+    from eventsep.settings import settings
+
     try:
+        settings().cache_max_bytes  # a bad EVENTSEP_CACHE_MAX is one line before any work
         return args.run(args)
     except NoSeparatorAvailable as error:
         for event in error.events:

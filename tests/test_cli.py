@@ -227,3 +227,23 @@ def test_detect_prints_a_short_table_of_the_top_classes_by_default(cache_env, ca
     assert len({r.rsplit(",", 1)[0].split(",", 2)[2] for r in capsys.readouterr().out.splitlines()[1:]}) == 2
     assert main(["detect", example, "--all"]) == EXIT_OK
     assert len(capsys.readouterr().out.splitlines()) > 100
+
+
+def test_a_bad_cache_max_exits_2_with_one_line_before_any_work(cache_env, wav, capsys, monkeypatch):
+    from standins import CALLS
+
+    monkeypatch.setenv("EVENTSEP_CACHE_MAX", "lots")
+    assert main(["separate", wav, "the tone", "-o", str(cache_env / "o"), *STANDINS]) == EXIT_BAD_INPUT
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "EVENTSEP_CACHE_MAX='lots'" in error
+    assert not CALLS and not (cache_env / "o").exists()
+
+
+def test_the_cache_stays_under_its_limit_and_the_run_still_completes(cache_env, wav, monkeypatch):
+    from eventsep.settings import settings
+    from eventsep.store import ResultStore
+
+    monkeypatch.setenv("EVENTSEP_CACHE_MAX", "1B")
+    assert main(["separate", wav, "the tone", "-o", str(cache_env / "o"), *STANDINS]) == EXIT_OK
+    assert len(ResultStore(settings().results_url).keys()) == 1  # only the last one written survives
+    assert (cache_env / "o" / "tone.target.wav").exists()
