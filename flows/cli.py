@@ -327,6 +327,11 @@ def cmd_bench(args) -> int:
         recording = load_audio(args.audio)
         print(bench(recording.samples, recording.sample_rate))
         return EXIT_OK
+    if args.what == "long":
+        from flows.bench import bench_long
+
+        print(bench_long(args.audio, args.query, args.minutes))
+        return EXIT_OK
     from flows.bench import main as bench_cache
 
     options = options_from_args(args)
@@ -477,12 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve", "dfn3"],
+    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve", "dfn3", "long"],
                        help="serve: see `eventsep bench serve --help`")
     bench.add_argument("--steps", type=int, nargs="+", default=[1, 10, 20], help="flowsep: ODE step counts")
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
     bench.add_argument("--query", default=EXAMPLE_QUERY)
     bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip to time")
+    bench.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0],
+                       help="long: lengths to time, in minutes of the recording tiled")
     _add_stage_options(bench)
     bench.set_defaults(run=cmd_bench)
 
