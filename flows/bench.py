@@ -90,15 +90,29 @@ def long_input(audio_path: str, minutes: float, folder: str) -> str:
     return path
 
 
+# Starts argv[2:] and writes its ru_maxrss (KiB) to argv[1]. Linux counts in a child's ru_maxrss the memory
+# of the process it was forked from (until exec): started from this small launcher instead of a large
+# parent, the command's figure is its own.
+_LAUNCHER = ("import os, subprocess, sys\n"
+             "child = subprocess.Popen(sys.argv[2:])\n"
+             "_, status, usage = os.wait4(child.pid, 0)\n"
+             "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+             "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Run `command` as a child process: (wall seconds, peak RSS in MB of that child alone, exit status)."""
     import subprocess
+    import sys
 
-    started = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, child.returncode  # ru_maxrss: KiB (Linux)
+    with tempfile.TemporaryDirectory(prefix="eventsep-rss-") as folder:
+        report = os.path.join(folder, "maxrss")
+        started = time.perf_counter()
+        code = subprocess.call([sys.executable, "-c", _LAUNCHER, report, *command], env=env,
+                               stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        with open(report) as handle:
+            return wall, int(handle.read()) / 1024, code  # ru_maxrss: KiB (Linux)
 
 
 def bench_long(audio_path: str, query: str, minutes: list[float]) -> str:

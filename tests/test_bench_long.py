@@ -20,5 +20,9 @@ def test_the_long_input_is_the_recording_tiled_to_the_length(tmp_path):
 def test_peak_rss_is_the_childs_own(tmp_path):
     hold = "import numpy; a = numpy.ones(400 * 2**20 // 8); print(a.sum())"
     _, big, code = run_measured([sys.executable, "-c", hold], {})
+    ballast = bytearray(300 * 2**20)  # a large parent must not show in its children's figures
+    ballast[::4096] = b"x" * len(ballast[::4096])
     _, small, _ = run_measured([sys.executable, "-c", "pass"], {})
     assert code == 0 and big > 400 and small < 100  # the second child is measured alone, not the maximum
+    _, _, failed = run_measured([sys.executable, "-c", "raise SystemExit(3)"], {})
+    assert failed == 3
