@@ -44,7 +44,7 @@ def _reference(reference, recording: Audio) -> np.ndarray | None:
 
 def local_runner() -> LocalRunner:
     config = settings()
-    return LocalRunner(ResultStore(config.results_url), OwnedFileLockManager(config.locks_dir))
+    return LocalRunner(ResultStore(config.results_url, config.cache_max_bytes), OwnedFileLockManager(config.locks_dir))
 
 
 def separate(audio, query: str, *, options: RunOptions | dict | None = None, reference=None,

@@ -1,4 +1,5 @@
-"""Audio in and out: read wav/flac/ogg/mp3 at any rate as mono float32, resample with soxr, write atomically.
+"""Audio in and out: read wav/flac/ogg/mp3 at any rate as mono float32 (keeping the channels of a
+multichannel input beside it), resample with soxr, write atomically.
 
 Every problem with an input is raised as one `AudioError` whose message is one line, "<file>: <problem>",
 so a batch can report it and go on.
@@ -44,13 +45,15 @@ class Audio:
     """Mono float32 samples at `sample_rate` Hz; `key` identifies the content (hashing.recording_key).
 
     `key_override` lets a derived recording (e.g. the mixture gated by a mask) carry the key of the
-    computation that made it instead of a hash of its samples.
+    computation that made it instead of a hash of its samples. `channels`, for a multichannel input,
+    holds its channels (n, c) beside the mono mix: the stages see the mix, the outputs get c channels.
     """
 
     samples: np.ndarray
     sample_rate: int
     source: str | None = None
     key_override: str | None = field(default=None, repr=False)
+    channels: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         name = self.source or "<array>"
@@ -59,6 +62,11 @@ class Audio:
             raise AudioError(name, f"Audio needs mono samples of shape (n,), got shape {samples.shape}")
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "sample_rate", _checked_rate(self.sample_rate, name))
+        if self.channels is not None:
+            channels = np.ascontiguousarray(self.channels, dtype=np.float32)
+            if channels.ndim != 2 or channels.shape[0] != len(samples):
+                raise AudioError(name, f"channels must have shape ({len(samples)}, c), got {channels.shape}")
+            object.__setattr__(self, "channels", channels if channels.shape[1] > 1 else None)
 
     @property
     def duration(self) -> float:
@@ -115,7 +123,12 @@ def audio_from_array(samples, sample_rate: int, name: str = "<array>", *,
         array = array.T
     if array.ndim not in (1, 2):
         raise AudioError(name, f"expected shape (n,), (n, channels) or (channels, n), got {array.shape}")
-    return Audio(_validated_mono(array, rate, name, min_seconds), rate, name)
+    return Audio(_validated_mono(array, rate, name, min_seconds), rate, name, channels=_kept_channels(array))
+
+
+def _kept_channels(samples: np.ndarray) -> np.ndarray | None:
+    """The channels of a multichannel (n, c) input as float32, None for mono."""
+    return samples.astype(np.float32, copy=False) if samples.ndim == 2 and samples.shape[1] > 1 else None
 
 
 @contextmanager
@@ -135,7 +148,8 @@ def _decoding(name: str) -> Iterator[None]:
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
                min_seconds: float = MIN_SECONDS) -> Audio:
-    """Read wav/flac/ogg/mp3 (anything libsndfile reads) as mono float32 (the mean of the channels).
+    """Read wav/flac/ogg/mp3 (anything libsndfile reads) as mono float32 (the mean of the channels; a
+    multichannel file also keeps its channels in `Audio.channels`).
 
     With `sample_rate`, the result is resampled to it (soxr, high quality); the length check uses the
     file's own rate. Every problem raises `AudioError` "<path>: <problem>".
@@ -155,10 +169,12 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, *,
             pass  # a readable file; libsndfile then opens it by path (some mp3 files with long
             # ID3 tags are recognised by path but not from a Python file object)
         samples, rate = soundfile.read(str(target), dtype="float32", always_2d=True)
+    channels = _kept_channels(samples)
     samples = _validated_mono(samples, int(rate), name, min_seconds)
     if sample_rate is not None and sample_rate != rate:
+        channels = None if channels is None else resample(channels, rate, sample_rate)
         samples, rate = resample(samples, rate, sample_rate), sample_rate
-    return Audio(samples, int(rate), name)
+    return Audio(samples, int(rate), name, channels=channels)
 
 
 def check_whole(path: str | os.PathLike) -> None:

@@ -107,13 +107,32 @@ def runs(active: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
+# Per-sample work runs in blocks of this many samples, so its float64 temporaries do not grow with length.
+BLOCK = 1 << 20
+
+
 def box_filter(signal: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average (edges held): limits the slope to (max - min) / width."""
     if width <= 1:
         return signal
-    padded = np.pad(signal.astype(np.float64), (width // 2, width - 1 - width // 2), mode="edge")
-    cumulative = np.concatenate([[0.0], np.cumsum(padded)])
-    return ((cumulative[width:] - cumulative[:-width]) / width).astype(np.float32)
+    signal = np.asarray(signal)
+    out = np.empty(len(signal), dtype=np.float32)
+    for start in range(0, len(signal), BLOCK):
+        stop = min(len(signal), start + BLOCK)
+        # samples start - width//2 .. stop - 1 + (width - 1 - width//2), the edges held
+        around = np.clip(np.arange(start - width // 2, stop + width - 1 - width // 2), 0, len(signal) - 1)
+        cumulative = np.concatenate([[0.0], np.cumsum(signal[around], dtype=np.float64)])
+        out[start:stop] = (cumulative[width:] - cumulative[:-width]) / width
+    return out
+
+
+def interpolate(num_samples: int, sample_rate: int, frame_times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` at `frame_times` linearly interpolated to every sample (float32, computed in blocks)."""
+    out = np.empty(num_samples, dtype=np.float32)
+    for start in range(0, num_samples, BLOCK):
+        stop = min(num_samples, start + BLOCK)
+        out[start:stop] = np.interp(np.arange(start, stop) / sample_rate, frame_times, values)
+    return out
 
 
 def _checked_probs(probs: np.ndarray) -> np.ndarray:
@@ -201,8 +220,7 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
                 for start, stop in dropped:
                     around = [soft[i] for i in (start - 1, stop) if 0 <= i < frames]
                     soft[start:stop] = np.minimum(soft[start:stop], max(around, default=0.0))
-            sample_times = np.arange(num_samples) / sample_rate
-            indicator = np.interp(sample_times, frame_times, soft).astype(np.float32)
+            indicator = interpolate(num_samples, sample_rate, frame_times, soft)
             if params.smoothing == "hysteresis":
                 indicator *= regions
 

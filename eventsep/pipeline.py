@@ -302,7 +302,8 @@ class LocalRunner:
 @dataclass
 class Result:
     """What a run produced, at the recording's rate. `target` is the answer to the query (the residual
-    of the described sound for a removal request such as "remove the dog")."""
+    of the described sound for a removal request such as "remove the dog"); (n,), or (n, c) for a
+    multichannel input (see `upmix`)."""
 
     target: np.ndarray
     residual: np.ndarray
@@ -347,6 +348,11 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
         from .metrics import evaluate
 
         metrics = evaluate(target, reference, recording.samples)
+    if recording.channels is not None:  # separated on the mono mix, given back per channel
+        from .upmix import upmix
+
+        target = upmix(recording.channels, recording.samples, target)
+        rest = recording.channels - target
     return Result(target=target.astype(np.float32), residual=rest.astype(np.float32),
                   sample_rate=recording.sample_rate, mapping=mapping.meta,
                   events=mask_result.meta["events"], gain=mask_result["gain"],
@@ -363,6 +369,9 @@ def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mappin
     from .query_warnings import query_warnings
 
     extra: dict[str, Any] = {"input": recording.source} if recording.source else {}
+    if recording.channels is not None:
+        extra["channels"] = (f"{recording.channels.shape[1]} channels: separated on their mean, the answer's "
+                             "time-frequency ratio to it applied to each channel")
     if note := mask_result.meta.get("note"):
         extra["mask_note"] = note
     warnings = query_warnings(mapping.meta)

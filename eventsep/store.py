@@ -5,7 +5,8 @@ unpickles code. One sha256 covers the stage, the key, the metadata text and ever
 dtype, shape, bytes). Local writes are atomic (temporary file, then rename); a truncated or damaged
 file is detected on read, deleted, named in one warning line and treated as missing, so the stage
 is recomputed. Files of an older format are recomputed without a warning. The Prefect tasks write
-the very same files, so a notebook can read what a deployment computed.
+the very same files, so a notebook can read what a deployment computed. A local store may have a size
+limit (`EVENTSEP_CACHE_MAX`): after each write the least recently used results are deleted until it fits.
 """
 
 from __future__ import annotations
@@ -124,11 +125,14 @@ def _metadata_of(blob: bytes) -> dict[str, str]:
 class ResultStore:
     """Stage results as files `<root>/<key>` on a local folder or any fsspec URL (s3://, gs://, memory://)."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, max_bytes: int | None = None):
+        """`max_bytes`: keep a local store under this size, evicting least recently used results after
+        each write (None: no limit; remote stores are never evicted, their own lifecycle rules do that)."""
         self.root = str(root).rstrip("/")
         self.fs, self._base = fsspec.core.url_to_fs(self.root)
         self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
                                    else (self.fs.protocol,))
+        self.max_bytes = max_bytes
 
     def __repr__(self) -> str:
         return f"ResultStore({self.root!r})"
@@ -141,15 +145,54 @@ class ResultStore:
         path = self.path(name)
         if self.is_local:
             atomic.write_bytes(path, blob)
+            if self.max_bytes is not None:
+                self.evict(keep=name)
         else:
             # Object stores (S3, GCS) publish an upload only once it is complete.
             self.fs.pipe_file(path, blob)
 
     def read_bytes(self, name: str) -> bytes | None:
         try:
-            return self.fs.cat_file(self.path(name))
+            blob = self.fs.cat_file(self.path(name))
         except (FileNotFoundError, IsADirectoryError):
             return None
+        if self.is_local and self.max_bytes is not None:
+            # mark it used now: eviction goes by mtime, as atime is often not kept (noatime, relatime)
+            try:
+                os.utime(self.path(name))
+            except OSError:
+                pass
+        return blob
+
+    def evict(self, keep: str | None = None) -> list[str]:
+        """Delete least recently used results (oldest mtime: written or read longest ago) until the local
+        store is within `max_bytes`; never `keep`, the file just written. Returns the deleted keys.
+
+        Deleting is one unlink of a whole file: a process already reading it keeps its open copy, and one
+        that comes later finds it missing and recomputes it."""
+        if not self.is_local or self.max_bytes is None:
+            return []
+        entries = []
+        for key in self.keys():
+            try:
+                stat = os.stat(self.path(key))
+            except FileNotFoundError:  # another process evicted it
+                continue
+            entries.append((stat.st_mtime_ns, key, stat.st_size))
+        total = sum(size for _, _, size in entries)
+        deleted = []
+        for _, key, size in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            if key == keep:
+                continue
+            self.delete(key)
+            total -= size
+            deleted.append(key)
+        if deleted:
+            log.info("eventsep: cache over %d bytes: evicted %d least recently used results",
+                     self.max_bytes, len(deleted))
+        return deleted
 
     def delete(self, name: str) -> None:
         try:

@@ -72,6 +72,8 @@ def worker_environment() -> dict[str, str]:
     here = settings()
     environment = {"EVENTSEP_CACHE": str(here.cache_dir), "EVENTSEP_RESULTS": here.results_url,
                    "EVENTSEP_MODELS": str(here.models_dir)}
+    if here.cache_max:
+        environment["EVENTSEP_CACHE_MAX"] = here.cache_max
     if PREFECT_API_URL.value():
         environment["PREFECT_API_URL"] = PREFECT_API_URL.value()
     return environment

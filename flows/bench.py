@@ -76,3 +76,66 @@ def main(audio_path: str, query: str, options: pipeline.RunOptions, seconds: flo
     rows = bench_cache(clip, query, options, grid)
     return format_table(rows, f"{clip.duration:.1f} s clip, separators {', '.join(options.separators)}, "
                               f"{len(grid)} grid points, {os.cpu_count()} cores")
+
+
+def long_input(audio_path: str, minutes: float, folder: str) -> str:
+    """`audio_path` repeated to `minutes` of audio, written to a FLAC file in `folder`."""
+    import numpy as np
+
+    recording = load_audio(audio_path)
+    count = int(round(minutes * 60 * recording.sample_rate))
+    samples = np.resize(recording.samples, count)  # tiles the recording
+    path = os.path.join(folder, f"long_{minutes:g}min.flac")
+    write_audio(path, samples, recording.sample_rate, subtype="PCM_16")
+    return path
+
+
+# Starts argv[2:] and writes its ru_maxrss (KiB) to argv[1]. Linux counts in a child's ru_maxrss the memory
+# of the process it was forked from (until exec): started from this small launcher instead of a large
+# parent, the command's figure is its own.
+_LAUNCHER = ("import os, subprocess, sys\n"
+             "child = subprocess.Popen(sys.argv[2:])\n"
+             "_, status, usage = os.wait4(child.pid, 0)\n"
+             "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+             "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Run `command` as a child process: (wall seconds, peak RSS in MB of that child alone, exit status)."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="eventsep-rss-") as folder:
+        report = os.path.join(folder, "maxrss")
+        started = time.perf_counter()
+        code = subprocess.call([sys.executable, "-c", _LAUNCHER, report, *command], env=env,
+                               stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        with open(report) as handle:
+            return wall, int(handle.read()) / 1024, code  # ru_maxrss: KiB (Linux)
+
+
+def bench_long(audio_path: str, query: str, minutes: list[float]) -> str:
+    """`eventsep bench long`: wall time and peak RSS of `separate --local` (default separators, cold cache)
+    on `audio_path` tiled to each length in `minutes`; one table row per length."""
+    import sys
+    from pathlib import Path
+
+    from eventsep.settings import settings
+
+    root = str(Path(__file__).resolve().parent.parent)
+    models = str(settings().models_dir)
+    rows = ["| audio | wall s | × real time | peak RSS MB | exit |", "|---:|---:|---:|---:|---:|"]
+    for length in minutes:
+        with tempfile.TemporaryDirectory(prefix="eventsep-long-") as folder:
+            path = long_input(audio_path, length, folder)
+            env = {**os.environ, "EVENTSEP_CACHE": os.path.join(folder, "cache"), "EVENTSEP_MODELS": models,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+            env.pop("EVENTSEP_RESULTS", None)
+            command = [sys.executable, "-m", "flows.cli", "separate", "--local", "--quiet", path, query,
+                       "-o", os.path.join(folder, "out")]
+            wall, peak, code = run_measured(command, env)
+        rows.append(f"| {length:g} min | {wall:.1f} | {wall / (length * 60):.3f} | {peak:.0f} | {code} |")
+        print(rows[-1], file=sys.stderr, flush=True)  # a long bench shows each row as it comes
+    return "\n".join([f"`separate --local` on {Path(audio_path).name} tiled, query {query!r}, "
+                      f"{os.cpu_count()} cores", "", *rows])

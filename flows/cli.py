@@ -427,6 +427,11 @@ def cmd_bench(args) -> int:
         args.separators = args.separators or "audiosep,flowsep"
         print(bench_evaluate(args.items, args.seconds, grid_spec_from_args(args)))
         return EXIT_OK
+    if args.what == "long":
+        from flows.bench import bench_long
+
+        print(bench_long(args.audio, args.query, args.minutes))
+        return EXIT_OK
     from flows.bench import main as bench_cache
 
     options = options_from_args(args)
@@ -592,13 +597,15 @@ def build_parser() -> argparse.ArgumentParser:
     cache.set_defaults(run=cmd_cache)
 
     bench = commands.add_parser("bench", help="benchmarks that print a table")
-    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve", "dfn3", "evaluate"],
+    bench.add_argument("what", choices=["cache", "audiosep", "clap-text", "flowsep", "serve", "dfn3", "evaluate", "long"],
                        help="serve: see `eventsep bench serve --help`")
     bench.add_argument("--items", type=int, default=40, help="evaluate: stand-in items to score")
     bench.add_argument("--steps", type=int, nargs="+", default=[1, 10, 20], help="flowsep: ODE step counts")
     bench.add_argument("--audio", default=str(EXAMPLE), help="recording to time (default: the bundled example)")
     bench.add_argument("--query", default=EXAMPLE_QUERY)
     bench.add_argument("--seconds", type=float, default=10.0, help="length of the clip (of each item) to time")
+    bench.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0],
+                       help="long: lengths to time, in minutes of the recording tiled")
     _add_stage_options(bench)
     _add_grid_options(bench, separators=False, fusions="band,band-reversed,rate,progressive", thresholds="0.3,0.5")
     bench.set_defaults(run=cmd_bench)
@@ -669,7 +676,10 @@ def main(argv: list[str] | None = None) -> int:
     from eventsep.config import ParamError, one_line
     from eventsep.pipeline import NoSeparatorAvailable, NotCached
 
+    from eventsep.settings import settings
+
     try:
+        settings().cache_max_bytes  # a bad EVENTSEP_CACHE_MAX is one line before any work
         return args.run(args)
     except NoSeparatorAvailable as error:
         for event in error.events:

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from eventsep import pipeline
 from eventsep.locks import OwnedFileLockManager
-from eventsep.settings import Settings
+from eventsep.settings import Settings, settings
 from eventsep.store import ResultStore, StageResult, decode, encode
 
 
@@ -51,7 +51,7 @@ class ResultFiles(WritableFileSystem):
 
     @property
     def store(self) -> ResultStore:
-        return ResultStore(self.url)
+        return ResultStore(self.url, settings().cache_max_bytes)
 
     def _resolve_path(self, path: str) -> str:
         return self.store.path(path) if path else self.store.path("").rstrip("/")

@@ -238,3 +238,45 @@ def test_detect_prints_a_short_table_of_the_top_classes_by_default(cache_env, ca
     assert len({r.rsplit(",", 1)[0].split(",", 2)[2] for r in capsys.readouterr().out.splitlines()[1:]}) == 2
     assert main(["detect", example, "--all"]) == EXIT_OK
     assert len(capsys.readouterr().out.splitlines()) > 100
+
+
+def test_a_bad_cache_max_exits_2_with_one_line_before_any_work(cache_env, wav, capsys, monkeypatch):
+    from standins import CALLS
+
+    monkeypatch.setenv("EVENTSEP_CACHE_MAX", "lots")
+    assert main(["separate", wav, "the tone", "-o", str(cache_env / "o"), *STANDINS]) == EXIT_BAD_INPUT
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "EVENTSEP_CACHE_MAX='lots'" in error
+    assert not CALLS and not (cache_env / "o").exists()
+
+
+def test_the_cache_stays_under_its_limit_and_the_run_still_completes(cache_env, wav, monkeypatch):
+    from eventsep.settings import settings
+    from eventsep.store import ResultStore
+
+    monkeypatch.setenv("EVENTSEP_CACHE_MAX", "1B")
+    assert main(["separate", wav, "the tone", "-o", str(cache_env / "o"), *STANDINS]) == EXIT_OK
+    assert len(ResultStore(settings().results_url).keys()) == 1  # only the last one written survives
+    assert (cache_env / "o" / "tone.target.wav").exists()
+
+
+def test_stereo_input_gives_stereo_outputs_that_add_up_to_each_channel(cache_env, mixture, capsys):
+    import json
+
+    import numpy as np
+    import soundfile
+
+    samples = mixture.samples
+    stereo = np.stack([samples, 0.5 * samples], axis=1)  # the right channel at half the level
+    path = cache_env / "stereo.wav"
+    write_audio(path, stereo, mixture.sample_rate, subtype="FLOAT")
+    out = cache_env / "o"
+    assert main(["separate", str(path), "the tone", "-o", str(out), *STANDINS]) == EXIT_OK
+    target, _ = soundfile.read(out / "stereo.target.wav", dtype="float32")
+    residual, _ = soundfile.read(out / "stereo.residual.wav", dtype="float32")
+    assert target.shape == stereo.shape and residual.shape == stereo.shape
+    np.testing.assert_allclose(target + residual, stereo, atol=1e-5)
+    assert np.abs(target[:, 0]).max() > 0.01  # not silence: the answer, channel by channel
+    inner = slice(4096, -4096)
+    np.testing.assert_allclose(target[inner, 1], 0.5 * target[inner, 0], atol=1e-4)
+    assert "2 channels" in json.loads((out / "stereo.report.json").read_text())["channels"]

@@ -269,3 +269,20 @@ def test_an_explicit_release_level_is_used():
     assert len(mask(probs, mode="hard", threshold=0.5, smoothing="hysteresis", low_threshold=0.45,
                     min_event_seconds=0).events) == 2
     assert len(mask(probs, mode="hard", threshold=0.5, smoothing="hysteresis", min_event_seconds=0).events) == 1
+
+
+def test_per_sample_work_in_blocks_equals_the_whole_signal_at_once(monkeypatch):
+    from eventsep import mask as module
+
+    rng = np.random.default_rng(3)
+    signal = rng.random(10_001).astype(np.float32)
+    frame_times = np.arange(30) * 0.34
+    values = rng.random(30)
+    monkeypatch.setattr(module, "BLOCK", 1000)  # many block edges
+    for width in (2, 7, 640):
+        padded = np.pad(signal.astype(np.float64), (width // 2, width - 1 - width // 2), mode="edge")
+        whole = np.convolve(padded, np.ones(width) / width, mode="valid")  # the moving average, in one go
+        np.testing.assert_allclose(module.box_filter(signal, width), whole, atol=1e-6)
+    sample_times = np.arange(10_001) / 1000
+    np.testing.assert_allclose(module.interpolate(10_001, 1000, frame_times, values),
+                               np.interp(sample_times, frame_times, values), atol=1e-6)

@@ -160,3 +160,52 @@ def test_older_format_is_recomputed_without_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="eventsep.store"):
         assert ResultStore(tmp_path).load(KEY) is None
     assert not (tmp_path / KEY).exists() and not caplog.records
+
+
+def _aged(store, key, seconds_ago):
+    import os
+    import time
+
+    stamp = time.time() - seconds_ago
+    os.utime(store.path(key), (stamp, stamp))
+
+
+def test_size_limit_evicts_least_recently_used_but_never_the_file_just_written(tmp_path):
+    keys = [c * 64 for c in "0123"]
+    size = len(encode(sample_result(keys[0])))
+    store = ResultStore(tmp_path, max_bytes=3 * size)
+    for age, key in zip((300, 200, 100), keys[:3]):
+        store.save(sample_result(key))
+        _aged(store, key, age)
+    assert store.load(keys[0]) is not None  # reading the oldest makes it the most recently used
+    store.save(sample_result(keys[3]))  # four files, room for three: the least recently used goes
+    assert store.keys() == sorted([keys[0], keys[2], keys[3]])
+    tiny = ResultStore(tmp_path, max_bytes=1)  # smaller than one result: all but the new one go
+    tiny.save(sample_result("f" * 64))
+    assert tiny.keys() == ["f" * 64] and tiny.load("f" * 64) is not None
+
+
+def test_no_limit_keeps_everything(tmp_path):
+    store = ResultStore(tmp_path)
+    for c in "0123":
+        store.save(sample_result(c * 64))
+    assert len(store.keys()) == 4
+
+
+@pytest.mark.parametrize("text, expected", [("2GB", 2 * 10**9), ("500MB", 5 * 10**8), ("1.5GiB", 3 * 2**29),
+                                            ("4096", 4096), ("", None)])
+def test_cache_max_sizes(monkeypatch, text, expected):
+    from eventsep.settings import settings
+
+    monkeypatch.setenv("EVENTSEP_CACHE_MAX", text)
+    assert settings().cache_max_bytes == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "2XB", "-1GB", "0"])
+def test_a_bad_cache_max_is_one_line(monkeypatch, text):
+    from eventsep.settings import settings
+
+    monkeypatch.setenv("EVENTSEP_CACHE_MAX", text)
+    with pytest.raises(ValueError, match="EVENTSEP_CACHE_MAX=.*is not a size") as caught:
+        settings().cache_max_bytes
+    assert "\n" not in str(caught.value)
