@@ -24,6 +24,7 @@ from .config import FusionMode, FusionParams, MaskMode, MaskParams, QueryParams,
 from .hashing import stage_key
 from .locks import OwnedFileLockManager
 from .store import ResultStore, StageResult
+from .trust import GATED, SEPARATOR, Fallback
 
 # Bump a stage's version when its code changes what it computes: its results and everything
 # downstream of it are then recomputed, and nothing upstream is.
@@ -64,6 +65,9 @@ class RunOptions(StageParams):
     separator: SeparatorParams = Field(default_factory=SeparatorParams)
     mask: MaskParams = Field(default_factory=MaskParams)
     fusion: FusionParams = Field(default_factory=FusionParams)
+    # What is answered when the separators cannot be trusted (eventsep/trust.py): "gated", the mixture gated
+    # by the mask; "off", their output anyway. A warning says which, either way. docs/trust.md.
+    fallback: Fallback = "gated"
 
 
 # Progress callbacks: `progress(stage, fraction)` with fraction None when a stage starts, then 0..1 as
@@ -329,8 +333,15 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
     from .fusion import residual as subtract
     from .mask import apply_gain
 
-    described = fused["audio"]
-    if options.mask.mask_at == "output":
+    from .trust import distrust
+
+    described, answer = fused["audio"], SEPARATOR
+    untrusted = distrust(described, recording.samples, mask_result.meta.get("classes") or [],
+                         list(fused.meta["separators"]), bool(mask_result.meta["events"]),
+                         bool(mapping.meta.get("remove"))) if fused.meta["separators"] else None
+    if untrusted and options.fallback == "gated":
+        described, answer = apply_gain(recording.samples, mask_result["gain"]), GATED
+    elif options.mask.mask_at == "output":
         described = apply_gain(described, mask_result["gain"])
     remainder = subtract(recording.samples, described)
     remove = bool(mapping.meta.get("remove"))
@@ -346,21 +357,28 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                   keys={"recording": recording.key, "map_query": mapping.key, "mask": mask_result.key,
                         "fuse": fused.key},
                   separators=list(fused.meta["separators"]), options=options.model_dump(mode="json"),
-                  metrics=metrics, extra=notes(recording, fused, mask_result, mapping, options))
+                  metrics=metrics, extra=notes(recording, fused, mask_result, mapping, options,
+                                               untrusted, answer))
 
 
 def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mapping: StageResult,
-          options: RunOptions) -> dict:
-    """What a run's report adds: the input's name, the mask's note, and `warnings`, one line each for what
-    the user should know (a weak or non-English query, a band split moved by the rate)."""
+          options: RunOptions, untrusted: str | None = None, answer: str = SEPARATOR) -> dict:
+    """What a run's report adds: the input's name, the mask's note, `answer` ("separator" or "gated mixture"),
+    `untrusted` (why the separator was not trusted, when it was not) and `warnings`, one line each for what
+    the user should know (a weak or non-English query, a band split moved by the rate, an untrusted answer)."""
     from .query_warnings import query_warnings
+    from .trust import fallback_warning
 
     extra: dict[str, Any] = {"input": recording.source} if recording.source else {}
+    extra["answer"] = answer
     if note := mask_result.meta.get("note"):
         extra["mask_note"] = note
     warnings = query_warnings(mapping.meta)
     if len(fused.meta["separators"]) > 1 and (moved := options.fusion.rate_note(recording.sample_rate)):
         warnings.append(moved)
+    if untrusted:
+        extra["untrusted"] = untrusted
+        warnings.append(fallback_warning(untrusted, answer))
     if warnings:
         extra["warnings"] = warnings
     return extra

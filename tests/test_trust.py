@@ -1,0 +1,64 @@
+"""An untrusted separator answer (near-silent while the sound is there, or a class outside its model card) is
+announced, flagged and by default replaced by the mixture gated by the detector (eventsep/trust.py)."""
+
+import numpy as np
+import pytest
+
+import eventsep
+from eventsep import backends, cards
+from eventsep.mask import apply_gain
+from standins import GainSeparator
+
+
+@pytest.fixture
+def quiet_separator(cache_env, standin_options):
+    """A stand-in separator answering 60 dB below its input; the energy stand-in SED finds the tone."""
+    weights = cache_env / "weights" / "standin-a.bin"
+    backends.register("separator", "standin-quiet", lambda: GainSeparator("standin-quiet", 32000, 1e-3, weights))
+    return {**standin_options, "separators": ("standin-quiet",)}
+
+
+def test_a_near_silent_answer_is_replaced_by_the_gated_mixture(quiet_separator, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone", options=quiet_separator)
+    assert result.extra["answer"] == "gated mixture"
+    assert "60 dB below the mixture while the detector finds it" in result.extra["untrusted"]
+    [warning] = [w for w in result.extra["warnings"] if "gated by the detector" in w]
+    assert result.mapping["classes"][0]["name"] in warning
+    np.testing.assert_allclose(result.target, apply_gain(mixture.samples, result.gain), atol=1e-6)
+    assert 0.0 < result.gain.min() < 0.5 < result.gain.max()  # the detector's gate, not the mixture itself
+
+
+def test_a_removal_falls_back_to_the_mixture_gated_by_one_minus_the_gain(quiet_separator, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "remove the tone", options=quiet_separator)
+    assert result.mapping["remove"] and result.extra["answer"] == "gated mixture"
+    np.testing.assert_allclose(result.target, mixture.samples * (1.0 - result.gain), atol=1e-6)
+    np.testing.assert_allclose(result.residual, mixture.samples * result.gain, atol=1e-6)
+
+
+def test_fallback_off_keeps_the_separator_answer_but_still_warns(quiet_separator, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
+                               options={**quiet_separator, "fallback": "off"})
+    assert result.extra["answer"] == "separator" and result.extra["untrusted"]
+    assert any("fallback off" in w for w in result.extra["warnings"])
+    assert np.sqrt(np.mean(result.target ** 2)) < 1e-3 * np.sqrt(np.mean(mixture.samples ** 2)) * 1.01
+
+
+def test_a_class_outside_the_model_card_is_announced(cache_env, standin_options, mixture, monkeypatch):
+    # standin-a answers with DeepFilterNet3's card, which lists speech classes only
+    monkeypatch.setitem(cards.SEPARATOR_CARDS, "standin-a", "eventsep.separators.dfn3.backend:card_name")
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
+                               options={**standin_options, "separators": ("standin-a",)})
+    name = result.mapping["classes"][0]["name"]
+    assert name not in cards.load_card("deepfilternet3")["classes"]
+    assert result.extra["untrusted"] == (f"{name!r} is outside the classes the separator was trained on "
+                                         "(model card of standin-a)")
+    assert result.extra["answer"] == "gated mixture"
+    assert sum("outside the classes" in w for w in result.extra["warnings"]) == 1
+
+
+def test_a_normal_answer_carries_no_warning(cache_env, standin_options, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
+                               options={**standin_options, "separators": ("standin-a",)})
+    assert result.extra["answer"] == "separator" and "untrusted" not in result.extra
+    assert not any("trained on" in w or "below the mixture" in w for w in result.extra.get("warnings", []))
+    np.testing.assert_allclose(result.target, apply_gain(0.5 * mixture.samples, result.gain), atol=1e-6)
