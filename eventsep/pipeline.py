@@ -24,7 +24,7 @@ from .config import FusionMode, FusionParams, MaskMode, MaskParams, QueryParams,
 from .hashing import stage_key
 from .locks import OwnedFileLockManager
 from .store import ResultStore, StageResult
-from .trust import GATED, SEPARATOR, Fallback
+from .trust import SEPARATOR, Fallback
 
 # Bump a stage's version when its code changes what it computes: its results and everything
 # downstream of it are then recomputed, and nothing upstream is.
@@ -66,7 +66,8 @@ class RunOptions(StageParams):
     mask: MaskParams = Field(default_factory=MaskParams)
     fusion: FusionParams = Field(default_factory=FusionParams)
     # What is answered when the separators cannot be trusted (eventsep/trust.py): "gated", the mixture gated
-    # by the mask; "off", their output anyway. A warning says which, either way. docs/trust.md.
+    # by the mask for keep queries; "gated-all", for removals too; "off", their output anyway. A warning says
+    # which, either way. docs/trust.md.
     fallback: Fallback = "gated"
 
 
@@ -333,18 +334,18 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
     from .fusion import residual as subtract
     from .mask import apply_gain
 
-    from .trust import distrust
+    from .trust import choose, distrust
 
-    described, answer = fused["audio"], SEPARATOR
+    described, remove = fused["audio"], bool(mapping.meta.get("remove"))
     untrusted = distrust(described, recording.samples, mask_result.meta.get("classes") or [],
                          list(fused.meta["separators"]), bool(mask_result.meta["events"]),
-                         bool(mapping.meta.get("remove"))) if fused.meta["separators"] else None
-    if untrusted and options.fallback == "gated":
-        described, answer = apply_gain(recording.samples, mask_result["gain"]), GATED
+                         remove) if fused.meta["separators"] else None
+    answer, instead = choose(untrusted, options.fallback, remove, recording.samples, mask_result["gain"])
+    if instead is not None:
+        described = instead
     elif options.mask.mask_at == "output":
         described = apply_gain(described, mask_result["gain"])
     remainder = subtract(recording.samples, described)
-    remove = bool(mapping.meta.get("remove"))
     target, rest = (remainder, described) if remove else (described, remainder)
     metrics = None
     if reference is not None:
@@ -378,7 +379,7 @@ def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mappin
         warnings.append(moved)
     if untrusted:
         extra["untrusted"] = untrusted
-        warnings.append(fallback_warning(untrusted, answer))
+        warnings.append(fallback_warning(untrusted, answer, options.fallback))
     if warnings:
         extra["warnings"] = warnings
     return extra

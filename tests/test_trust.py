@@ -7,6 +7,7 @@ import pytest
 import eventsep
 from eventsep import backends, cards
 from eventsep.mask import apply_gain
+from eventsep.trust import kin
 from standins import GainSeparator
 
 
@@ -28,11 +29,36 @@ def test_a_near_silent_answer_is_replaced_by_the_gated_mixture(quiet_separator, 
     assert 0.0 < result.gain.min() < 0.5 < result.gain.max()  # the detector's gate, not the mixture itself
 
 
-def test_a_removal_falls_back_to_the_mixture_gated_by_one_minus_the_gain(quiet_separator, mixture):
+def test_a_removal_keeps_the_separator_answer_with_a_warning_by_default(quiet_separator, mixture):
     result = eventsep.separate((mixture.samples, mixture.sample_rate), "remove the tone", options=quiet_separator)
+    assert result.mapping["remove"] and result.extra["answer"] == "separator"
+    assert any("a removal is not answered by the detector's gate" in w for w in result.extra["warnings"])
+    np.testing.assert_allclose(result.target, mixture.samples - apply_gain(1e-3 * mixture.samples, result.gain),
+                               atol=1e-6)
+
+
+def test_gated_all_answers_a_removal_with_the_mixture_gated_by_one_minus_the_gain(quiet_separator, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "remove the tone",
+                               options={**quiet_separator, "fallback": "gated-all"})
     assert result.mapping["remove"] and result.extra["answer"] == "gated mixture"
     np.testing.assert_allclose(result.target, mixture.samples * (1.0 - result.gain), atol=1e-6)
     np.testing.assert_allclose(result.residual, mixture.samples * result.gain, atol=1e-6)
+
+
+def test_a_gate_that_would_leave_almost_nothing_gives_the_mixture_whole(quiet_separator, mixture, monkeypatch):
+    # the gate is open for the first 10 ms only, where there is only faint noise
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone", options=quiet_separator,
+                               mask={"spans": "0-0.01", "spans_mode": "replace"})
+    assert result.extra["answer"] == "mixture"
+    assert any("answering with the mixture itself" in w for w in result.extra["warnings"])
+    np.testing.assert_allclose(result.target, mixture.samples, atol=1e-6)
+    # a removal whose gate is open everywhere (mask off) would remove everything: nothing is removed instead;
+    # the separator is distrusted here by a card without the query's class
+    monkeypatch.setitem(cards.SEPARATOR_CARDS, "standin-quiet", "eventsep.separators.dfn3.backend:card_name")
+    removed = eventsep.separate((mixture.samples, mixture.sample_rate), "remove the tone",
+                                options={**quiet_separator, "fallback": "gated-all"}, mask={"mode": "off"})
+    assert removed.extra["answer"] == "mixture"
+    np.testing.assert_allclose(removed.target, mixture.samples, atol=1e-6)
 
 
 def test_fallback_off_keeps_the_separator_answer_but_still_warns(quiet_separator, mixture):
@@ -49,7 +75,7 @@ def test_a_class_outside_the_model_card_is_announced(cache_env, standin_options,
     result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
                                options={**standin_options, "separators": ("standin-a",)})
     name = result.mapping["classes"][0]["name"]
-    assert name not in cards.load_card("deepfilternet3")["classes"]
+    assert not kin(name) & set(cards.load_card("deepfilternet3")["classes"])
     assert result.extra["untrusted"] == (f"{name!r} is outside the classes the separator was trained on "
                                          "(model card of standin-a)")
     assert result.extra["answer"] == "gated mixture"
@@ -62,3 +88,22 @@ def test_a_normal_answer_carries_no_warning(cache_env, standin_options, mixture)
     assert result.extra["answer"] == "separator" and "untrusted" not in result.extra
     assert not any("trained on" in w or "below the mixture" in w for w in result.extra.get("warnings", []))
     np.testing.assert_allclose(result.target, apply_gain(0.5 * mixture.samples, result.gain), atol=1e-6)
+
+
+def test_the_command_line_prints_one_warning_line_and_the_report_records_the_answer(quiet_separator, mixture,
+                                                                                      cache_env, capsys):
+    import json
+
+    from eventsep.audio import write_audio
+    from flows.cli import EXIT_OK, main
+
+    wav = cache_env / "tone.wav"
+    write_audio(wav, mixture.samples, mixture.sample_rate)
+    out = wav.parent / "out"
+    args = ["--local", "--encoder", "standin-encoder", "--sed", "standin-sed", "--separators", "standin-quiet"]
+    assert main(["separate", str(wav), "the tone", "-o", str(out), *args]) == EXIT_OK
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    report = json.loads((out / "tone.report.json").read_text())
+    assert line.startswith("eventsep: warning: ") and report["mapping"]["classes"][0]["name"] in line
+    assert "gated by the detector" in line and report["answer"] == "gated mixture" and report["untrusted"]
+
