@@ -24,7 +24,7 @@ from .config import FusionMode, FusionParams, MaskMode, MaskParams, QueryParams,
 from .hashing import stage_key
 from .locks import OwnedFileLockManager
 from .store import ResultStore, StageResult
-from .trust import SEPARATOR, Fallback
+from .trust import GATED, SEPARATOR, Fallback
 
 # Bump a stage's version when its code changes what it computes: its results and everything
 # downstream of it are then recomputed, and nothing upstream is.
@@ -341,6 +341,8 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                          list(fused.meta["separators"]), bool(mask_result.meta["events"]),
                          remove) if fused.meta["separators"] else None
     answer, instead = choose(untrusted, options.fallback, remove, recording.samples, mask_result["gain"])
+    if not fused.meta["separators"]:
+        answer = GATED  # the detector-only baseline of refuse_grid: the mixture, gated by the mask
     if instead is not None:
         described = instead
     elif options.mask.mask_at == "output":

@@ -219,7 +219,8 @@ def cmd_refuse(args) -> int:
         from eventsep.api import refuse
 
         results = refuse(args.input, args.query, grid, options=options, reference=args.reference)
-        rows = [{**r.extra["grid_point"], "metrics": r.metrics, "events": len(r.events)} for r in results]
+        rows = [{**r.extra["grid_point"], "metrics": r.metrics, "events": len(r.events), "answer": r.extra.get("answer")}
+                for r in results]
         if args.output:
             from eventsep.outputs import write_result
             from flows.separate import output_stem

@@ -107,3 +107,20 @@ def test_the_command_line_prints_one_warning_line_and_the_report_records_the_ans
     assert line.startswith("eventsep: warning: ") and report["mapping"]["classes"][0]["name"] in line
     assert "gated by the detector" in line and report["answer"] == "gated mixture" and report["untrusted"]
 
+
+
+def test_evaluate_scores_the_fallback_answer_and_records_it(quiet_separator, cache_env):
+    from eventsep.evaluate import GridSpec, evaluate
+    from eventsep.pipeline import RunOptions
+    from standins import tone_set
+
+    (cache_env / "set").mkdir()
+    spec = GridSpec(separators=("standin-quiet",), masks=("soft",), thresholds=(0.5,))
+    doc = evaluate(tone_set(cache_env / "set"), cache_env / "eval", spec, options=RunOptions(**quiet_separator),
+                   report=False)
+    rows = {(r["item"], r["setting"]): r for r in doc["rows"]}
+    for item in {r["item"] for r in doc["rows"]}:
+        fallback, gated = rows[(item, "standin-quiet · soft θ=0.5")], rows[(item, "mixture · soft θ=0.5")]
+        assert fallback["answer"] == gated["answer"] == "gated mixture"
+        assert fallback["si_sdri"] == pytest.approx(gated["si_sdri"], abs=1e-6) and fallback["si_sdri"] > 1.0
+    assert "answer" in (cache_env / "eval" / "results.csv").read_text().splitlines()[0]
