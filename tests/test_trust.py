@@ -124,3 +124,20 @@ def test_evaluate_scores_the_fallback_answer_and_records_it(quiet_separator, cac
         assert fallback["answer"] == gated["answer"] == "gated mixture"
         assert fallback["si_sdri"] == pytest.approx(gated["si_sdri"], abs=1e-6) and fallback["si_sdri"] > 1.0
     assert "answer" in (cache_env / "eval" / "results.csv").read_text().splitlines()[0]
+
+
+def test_the_prefect_artifact_says_which_answer_was_given(prefect_server, quiet_separator, mixture, cache_env):
+    from prefect.client.orchestration import get_client
+
+    from eventsep.api import make_options
+    from eventsep.audio import write_audio
+    from flows.artifacts import artifact_key
+    from flows.separate import separate_flow
+
+    wav = cache_env / "quiet.wav"
+    write_audio(wav, mixture.samples, mixture.sample_rate)
+    summary = separate_flow(str(wav), "the tone", str(cache_env / "out"), make_options(quiet_separator))
+    assert summary["answer"] == "gated mixture"
+    with get_client(sync_client=True) as client:
+        [outputs] = [a for a in client.read_artifacts() if a.key == f"outputs-{artifact_key('quiet')}"]
+    assert "answer: gated mixture" in outputs.data and "gated by the detector" in outputs.data
