@@ -106,6 +106,9 @@ def test_the_command_line_prints_one_warning_line_and_the_report_records_the_ans
     report = json.loads((out / "tone.report.json").read_text())
     assert line.startswith("eventsep: warning: ") and report["mapping"]["classes"][0]["name"] in line
     assert "gated by the detector" in line and report["answer"] == "gated mixture" and report["untrusted"]
+    assert main(["separate", str(wav), "the tone", "-o", str(out), *args, "--fallback", "off"]) == EXIT_OK
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert "(fallback off)" in line and json.loads((out / "tone.report.json").read_text())["answer"] == "separator"
 
 
 
