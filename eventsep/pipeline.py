@@ -334,13 +334,14 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
     from .fusion import residual as subtract
     from .mask import apply_gain
 
-    from .trust import choose, distrust
+    from .trust import choose, detector_gate, distrust
 
     described, remove = fused["audio"], bool(mapping.meta.get("remove"))
     untrusted = distrust(described, recording.samples, mask_result.meta.get("classes") or [],
                          list(fused.meta["separators"]), bool(mask_result.meta["events"]),
                          remove) if fused.meta["separators"] else None
-    answer, instead = choose(untrusted, options.fallback, remove, recording.samples, mask_result["gain"])
+    answer, instead = choose(untrusted, options.fallback, remove, recording.samples,
+                             detector_gate(mask_result["gain"], options.mask.floor))
     if not fused.meta["separators"]:
         answer = GATED  # the detector-only baseline of refuse_grid: the mixture, gated by the mask
     if instead is not None:

@@ -86,10 +86,18 @@ def distrust(described: np.ndarray, mixture: np.ndarray, followed: list[dict], s
     return None
 
 
+def detector_gate(gain: np.ndarray, floor: float) -> np.ndarray:
+    """The mask's gain without its floor (gain = floor + (1 - floor)·gate): the detector's own gate, 0 where it
+    finds nothing. A floor of 1 (no gating) leaves the gain as it is."""
+    if floor >= 1.0:
+        return gain
+    return np.clip((gain - floor) / (1.0 - floor), 0.0, 1.0).astype(np.float32)
+
+
 def choose(untrusted: str | None, fallback: str, remove: bool, mixture: np.ndarray, gain: np.ndarray
            ) -> tuple[str, np.ndarray | None]:
     """Which answer replaces an untrusted separator's (SEPARATOR: none, with None) and the described sound it
-    stands for: GATED, the mixture gated by the mask gain (a removal's answer is then the mixture gated by
+    stands for: GATED, the mixture gated by `gain`, the detector's gate (a removal's answer is then the mixture gated by
     1 - gain); MIXTURE where that gated answer would say nothing (a keep answer QUIET_DB below the mixture, a removal
     where the gate is open everywhere and nothing would remain): the mixture kept whole (a removal removes
     nothing)."""
