@@ -10,5 +10,5 @@ manifest, out, separator = sys.argv[1], sys.argv[2], sys.argv[3]
 floor = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
 spec = GridSpec(separators=(separator,), fusions=("band",), masks=("off", "soft"), thresholds=(0.5,))
 for fallback in ("off", "gated"):
-    evaluate(manifest, f"{out}/{fallback}", spec, options=RunOptions(separators=(separator,), fallback=fallback, mask={"floor": floor}),
-             report=False, log=print)
+    options = RunOptions(separators=(separator,), fallback=fallback, mask={"floor": floor})
+    evaluate(manifest, f"{out}/{fallback}", spec, options=options, report=False, log=print)
