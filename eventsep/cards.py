@@ -14,7 +14,8 @@ VALIDATION_SETS = ("synthetic", "real")
 FUSION_MARGIN_DB = 3.0  # a second separator joins the default only within this of the first (issue 14)
 # separator backend -> "module:function" naming the card of the model that backend builds here (None: official)
 SEPARATOR_CARDS = {"audiosep": "eventsep.separators.audiosep.backend:card_name",
-                   "flowsep": "eventsep.separators.flowsep.backend:card_name"}
+                   "flowsep": "eventsep.separators.flowsep.backend:card_name",
+                   "dfn3": "eventsep.separators.dfn3.backend:card_name"}
 FIELDS = ("name", "kind", "source_package", "licence", "trained_by", "trained_on", "intended_use",
           "limitations", "classes", "training", "validation")
 

@@ -325,6 +325,7 @@ def _scored(item: Item, grid: list[GridPoint], results: list, reference: np.ndar
                      "setting": point.label(), "separator": point.separator or "fused",
                      "fusion_mode": point.fusion_mode if point.separator is None else "",
                      "mask_mode": point.mask_mode, "threshold": point.threshold if point.mask_mode != "off" else None,
+                     "answer": result.extra.get("answer"),
                      **metrics})
         if point is default:
             chosen = result
@@ -407,7 +408,7 @@ def jsonable(value):
 
 
 CSV_COLUMNS = ("item", "kind", "class", "query", "setting", "separator", "fusion_mode", "mask_mode",
-               "threshold", *METRICS)
+               "threshold", "answer", *METRICS)
 # The CSV says in its header which SDR it is (results.json says it in "note").
 CSV_HEADER = {"sdr": "sdr_snr_style", "sdri": "sdri_snr_style"}
 

@@ -24,6 +24,7 @@ from .config import FusionMode, FusionParams, MaskMode, MaskParams, QueryParams,
 from .hashing import stage_key
 from .locks import OwnedFileLockManager
 from .store import ResultStore, StageResult
+from .trust import GATED, SEPARATOR, Fallback
 
 # Bump a stage's version when its code changes what it computes: its results and everything
 # downstream of it are then recomputed, and nothing upstream is.
@@ -69,6 +70,10 @@ class RunOptions(StageParams):
     separator: SeparatorParams = Field(default_factory=SeparatorParams)
     mask: MaskParams = Field(default_factory=MaskParams)
     fusion: FusionParams = Field(default_factory=FusionParams)
+    # What is answered when the separators cannot be trusted (eventsep/trust.py): "gated", the mixture gated
+    # by the mask for keep queries; "gated-all", for removals too; "off", their output anyway. A warning says
+    # which, either way. docs/trust.md.
+    fallback: Fallback = "gated"
 
 
 # Progress callbacks: `progress(stage, fraction)` with fraction None when a stage starts, then 0..1 as
@@ -337,11 +342,21 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
     from .fusion import residual as subtract
     from .mask import apply_gain
 
-    described = fused["audio"]
-    if options.mask.mask_at == "output":
+    from .trust import choose, detector_gate, distrust
+
+    described, remove = fused["audio"], bool(mapping.meta.get("remove"))
+    untrusted = distrust(described, recording.samples, mask_result.meta.get("classes") or [],
+                         list(fused.meta["separators"]), bool(mask_result.meta["events"]),
+                         remove) if fused.meta["separators"] else None
+    answer, instead = choose(untrusted, options.fallback, remove, recording.samples,
+                             detector_gate(mask_result["gain"], options.mask.floor))
+    if not fused.meta["separators"]:
+        answer = GATED  # the detector-only baseline of refuse_grid: the mixture, gated by the mask
+    if instead is not None:
+        described = instead
+    elif options.mask.mask_at == "output":
         described = apply_gain(described, mask_result["gain"])
     remainder = subtract(recording.samples, described)
-    remove = bool(mapping.meta.get("remove"))
     target, rest = (remainder, described) if remove else (described, remainder)
     metrics = None
     if reference is not None:
@@ -359,24 +374,31 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                   keys={"recording": recording.key, "map_query": mapping.key, "mask": mask_result.key,
                         "fuse": fused.key},
                   separators=list(fused.meta["separators"]), options=options.model_dump(mode="json"),
-                  metrics=metrics, extra=notes(recording, fused, mask_result, mapping, options))
+                  metrics=metrics, extra=notes(recording, fused, mask_result, mapping, options,
+                                               untrusted, answer))
 
 
 def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mapping: StageResult,
-          options: RunOptions) -> dict:
-    """What a run's report adds: the input's name, the mask's note, and `warnings`, one line each for what
-    the user should know (a weak or non-English query, a band split moved by the rate)."""
+          options: RunOptions, untrusted: str | None = None, answer: str = SEPARATOR) -> dict:
+    """What a run's report adds: the input's name, the mask's note, `answer` ("separator" or "gated mixture"),
+    `untrusted` (why the separator was not trusted, when it was not) and `warnings`, one line each for what
+    the user should know (a weak or non-English query, a band split moved by the rate, an untrusted answer)."""
     from .query_warnings import query_warnings
+    from .trust import fallback_warning
 
     extra: dict[str, Any] = {"input": recording.source} if recording.source else {}
     if recording.channels is not None:
         extra["channels"] = (f"{recording.channels.shape[1]} channels: separated on their mean, the answer's "
                              "time-frequency ratio to it applied to each channel")
+    extra["answer"] = answer
     if note := mask_result.meta.get("note"):
         extra["mask_note"] = note
     warnings = query_warnings(mapping.meta)
     if len(fused.meta["separators"]) > 1 and (moved := options.fusion.rate_note(recording.sample_rate)):
         warnings.append(moved)
+    if untrusted:
+        extra["untrusted"] = untrusted
+        warnings.append(fallback_warning(untrusted, answer, options.fallback))
     if warnings:
         extra["warnings"] = warnings
     return extra

@@ -37,6 +37,8 @@ def publish(summary: dict) -> None:
                           key=f"events-{key}", description=f"Events of {summary['query']!r} in {summary['audio']}")
     lines = [f"# {summary['query']!r} in `{summary['audio']}`", "",
              f"separators: {', '.join(summary['separators'])}", ""]
+    if summary.get("answer"):
+        lines += [f"answer: {summary['answer']}", ""]
     if summary["outputs"].get("report_html"):
         page = Path(summary["outputs"]["report_html"]).resolve()
         lines += [f"**[HTML report: spectrograms, detector curve, players]({page.as_uri()})**", ""]

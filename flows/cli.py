@@ -74,10 +74,17 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
     parser.add_argument("--attenuation-limit", type=float,
                         help="dfn3: most it lowers the noise, in dB (default 100 = no limit)")
+    _add_fallback_option(parser)
     parser.add_argument("--reference", help="clean target recording: adds metrics")
     parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress display (none either when stderr is not a terminal)")
+
+
+def _add_fallback_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fallback", choices=["gated", "gated-all", "off"],
+                        help="answer when the separator cannot be trusted (default gated: the mixture gated by the "
+                        "detector for keep queries; gated-all: removals too; off: the separator's; docs/trust.md)")
 
 
 def _add_grid_options(parser: argparse.ArgumentParser, separators: bool = True, fusions: str = "band,rate",
@@ -105,7 +112,7 @@ def options_from_args(args: argparse.Namespace):
     separators = tuple(s.strip() for s in args.separators.split(",") if s.strip()) if args.separators else None
     separator = {"attenuation_limit_db": args.attenuation_limit} if args.attenuation_limit is not None else {}
     return make_options(mask=mask, fusion=fusion, separator=separator, separators=separators, sed=args.sed,
-                        encoder=args.encoder)
+                        encoder=args.encoder, fallback=args.fallback)
 
 
 def check_output_folder(path: str | os.PathLike) -> None:
@@ -220,7 +227,8 @@ def cmd_refuse(args) -> int:
         from eventsep.api import refuse
 
         results = refuse(args.input, args.query, grid, options=options, reference=args.reference)
-        rows = [{**r.extra["grid_point"], "metrics": r.metrics, "events": len(r.events)} for r in results]
+        rows = [{**r.extra["grid_point"], "metrics": r.metrics, "events": len(r.events), "answer": r.extra.get("answer")}
+                for r in results]
         if args.output:
             from eventsep.outputs import write_result
             from flows.separate import output_stem
@@ -264,7 +272,8 @@ def cmd_evaluate(args) -> int:
     from eventsep.evaluate import read_manifest
 
     spec = grid_spec_from_args(args)
-    options = make_options(sed=args.sed, encoder=args.encoder, separators=spec.separators[:2])
+    options = make_options(sed=args.sed, encoder=args.encoder, separators=spec.separators[:2],
+                           fallback=args.fallback)
     read_manifest(args.manifest)  # a bad manifest fails here, in one line, before anything runs
     if args.audio_items is not None and args.audio_items < 0:
         raise ValueError(f"--audio-items must be 0 or more, not {args.audio_items}")
@@ -577,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-report", action="store_true", help="results.json and results.csv only")
     evaluate.add_argument("--sed", help="SED backend (default yamnet)")
     evaluate.add_argument("--encoder", help="query text encoder (default minilm)")
+    _add_fallback_option(evaluate)
     evaluate.add_argument("--local", action="store_true", help="run in this process without Prefect")
     evaluate.set_defaults(run=cmd_evaluate)
 

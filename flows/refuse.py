@@ -20,7 +20,8 @@ def refuse_flow(audio_path: str, query: str, grid: list[pipeline.GridPoint],
     reference = load_reference(reference_path, recording) if reference_path else None
     cached = load_cached(recording, query, options)
     results = refuse_grid(recording, cached, grid, options, reference)
-    rows = [{**r.extra["grid_point"], "metrics": r.metrics, "events": len(r.events)} for r in results]
+    rows = [{**r.extra["grid_point"], "metrics": r.metrics, "events": len(r.events), "answer": r.extra.get("answer")}
+            for r in results]
     if output_dir:
         stems = [f"{output_stem(audio_path)}.{i:03d}-{row['mask_mode']}-{row['threshold']:g}-{row['fusion_mode']}"
                  for i, row in enumerate(rows)]

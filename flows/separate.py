@@ -33,7 +33,7 @@ def separate_summary(audio_path: str, query: str, output_dir: str, options: pipe
     [paths] = write_outputs([result], output_dir, [output_stem(audio_path)], report, audio_path)
     return {"audio": audio_path, "query": query, "outputs": paths, "metrics": result.metrics,
             "events": result.events, "separators": result.separators, "note": result.extra.get("mask_note"),
-            "warnings": result.extra.get("warnings", []),
+            "warnings": result.extra.get("warnings", []), "answer": result.extra.get("answer"),
             "classes": [c["name"] for c in result.mapping.get("classes", [])][:3], "reference": reference_path}
 
 

@@ -108,3 +108,8 @@ def dfn3_backend() -> Dfn3Separator:
     library = pretrained.deepfilternet_library()
     identity = f"{pretrained.REGISTRY['deepfilternet3'].sha256}+{file_sha256(library)[:16]}"
     return Dfn3Separator(library, model, identity)
+
+
+def card_name() -> str:
+    """The model card of DeepFilterNet3 (eventsep/data/cards/deepfilternet3.json): the classes it answers for."""
+    return "deepfilternet3"

@@ -1,0 +1,124 @@
+"""When a separator's answer cannot be trusted (near-silent while the sound should be there, or the query's class
+outside its model card) and what is answered instead: by default the mixture gated by the detector (issues 12, 14)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+
+QUIET_DB = 20.0  # an answer this far below the mixture counts as near-silent
+SEPARATOR = "separator"
+GATED = "gated mixture"
+MIXTURE = "mixture"
+# "gated": keep queries are answered by the gated mixture, removals keep the separator's answer (measured in
+# docs/trust.md: gating a removal silences the rest of the mix wherever the sound is detected, -12 dB on the one
+# real item where it fired); "gated-all": removals too (the mixture gated by 1 - gain); "off": never.
+Fallback = Literal["gated", "gated-all", "off"]
+
+
+def level_db(estimate: np.ndarray, mixture: np.ndarray) -> float:
+    """Energy of `estimate` relative to `mixture`, in dB (-inf for digital silence)."""
+    mixture_energy = float(np.sum(np.square(mixture, dtype=np.float64)))
+    energy = float(np.sum(np.square(estimate, dtype=np.float64)))
+    if mixture_energy <= 0.0:
+        return 0.0
+    return float("-inf") if energy <= 0.0 else 10.0 * np.log10(energy / mixture_energy)
+
+
+@lru_cache(maxsize=1)
+def _family_tree() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """AudioSet ontology (eventsep/data/ontology.json) as {name: child names} and {name: parent names}."""
+    entries = json.loads((resources.files("eventsep.data") / "ontology.json").read_text())
+    name_of = {entry["id"]: entry["name"] for entry in entries}
+    children = {entry["name"]: [name_of[c] for c in entry["child_ids"] if c in name_of] for entry in entries}
+    parents: dict[str, list[str]] = {}
+    for parent, names in children.items():
+        for child in names:
+            parents.setdefault(child, []).append(parent)
+    return children, parents
+
+
+def kin(name: str) -> set[str]:
+    """`name` with its ancestors and descendants in the ontology: a card that lists "Male speech" covers a query
+    for "Speech", and one that lists "Dog" a query for "Bark"."""
+    found = {name}
+    for links in _family_tree():
+        todo = [name]
+        while todo:
+            for other in links.get(todo.pop(), []):
+                if other not in found:
+                    found.add(other)
+                    todo.append(other)
+    return found
+
+
+def card_classes(separator: str) -> set[str] | None:
+    """The classes the model card of `separator` lists as trained on; None where it has no card (official weights)."""
+    from .cards import separator_card
+
+    card = separator_card(separator)
+    if card is None or not card.get("classes"):
+        return None
+    return set(card["classes"])
+
+
+def distrust(described: np.ndarray, mixture: np.ndarray, followed: list[dict], separators: list[str],
+             detected: bool, remove: bool) -> str | None:
+    """Why the separators' estimate of the described sound cannot be trusted, or None.
+
+    `followed`: the classes the mask follows (the query's best class first); `detected`: whether the detector
+    found an event of them. The estimate is near-silent (QUIET_DB below the mixture) while the detector finds
+    the sound or a keep query asks for it; or the query's best class (with its ancestors and descendants in the ontology) is outside every separator's card."""
+    name = followed[0]["name"] if followed else "the query"
+    level = level_db(described, mixture)
+    if level < -QUIET_DB and (detected or not remove):
+        why = "the detector finds it" if detected else "the query asks for it"
+        return f"the separator's answer for {name!r} is {-level:.0f} dB below the mixture while {why}"
+    if followed:
+        cards = {s: card_classes(s) for s in separators}
+        if cards and all(classes is not None and not kin(name) & classes for classes in cards.values()):
+            return (f"{name!r} is outside the classes the separator was trained on "
+                    f"(model card of {', '.join(cards)})")
+    return None
+
+
+def detector_gate(gain: np.ndarray, floor: float) -> np.ndarray:
+    """The mask's gain without its floor (gain = floor + (1 - floor)·gate): the detector's own gate, 0 where it
+    finds nothing. A floor of 1 (no gating) leaves the gain as it is."""
+    if floor >= 1.0:
+        return gain
+    return np.clip((gain - floor) / (1.0 - floor), 0.0, 1.0).astype(np.float32)
+
+
+def choose(untrusted: str | None, fallback: str, remove: bool, mixture: np.ndarray, gain: np.ndarray
+           ) -> tuple[str, np.ndarray | None]:
+    """Which answer replaces an untrusted separator's (SEPARATOR: none, with None) and the described sound it
+    stands for: GATED, the mixture gated by `gain`, the detector's gate (a removal's answer is then the mixture gated by
+    1 - gain); MIXTURE where that gated answer would say nothing (a keep answer QUIET_DB below the mixture, a removal
+    where the gate is open everywhere and nothing would remain): the mixture kept whole (a removal removes
+    nothing)."""
+    if not untrusted or fallback == "off" or (remove and fallback != "gated-all"):
+        return SEPARATOR, None
+    from .mask import apply_gain
+
+    gated = apply_gain(mixture, gain)
+    # a keep answer this quiet says nothing; a quiet removal can be right (a loud sound removed), an empty one not
+    if (np.min(gain) >= 1.0) if remove else level_db(gated, mixture) < -QUIET_DB:
+        return MIXTURE, np.zeros_like(mixture) if remove else mixture
+    return GATED, gated
+
+
+def fallback_warning(reason: str, answer: str, fallback: str) -> str:
+    """The one warning line of an untrusted answer, saying which answer was given."""
+    if answer == GATED:
+        return f"{reason}: answering with the mixture gated by the detector instead"
+    if answer == MIXTURE:
+        return f"{reason}: answering with the mixture itself (the detector's gate would leave almost nothing)"
+    if fallback == "off":
+        return f"{reason}: answering with the separator's output anyway (fallback off)"
+    return (f"{reason}: answering with the separator's output anyway (a removal is not answered by the detector's "
+            "gate, which would silence the rest of the mix wherever the sound is detected)")

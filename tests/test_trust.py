@@ -1,0 +1,149 @@
+"""An untrusted separator answer (near-silent while the sound is there, or a class outside its model card) is
+announced, flagged and by default replaced by the mixture gated by the detector (eventsep/trust.py)."""
+
+import numpy as np
+import pytest
+
+import eventsep
+from eventsep import backends, cards
+from eventsep.mask import apply_gain
+from eventsep.trust import kin
+from standins import GainSeparator
+
+
+@pytest.fixture
+def quiet_separator(cache_env, standin_options):
+    """A stand-in separator answering 60 dB below its input; the energy stand-in SED finds the tone."""
+    weights = cache_env / "weights" / "standin-a.bin"
+    backends.register("separator", "standin-quiet", lambda: GainSeparator("standin-quiet", 32000, 1e-3, weights))
+    return {**standin_options, "separators": ("standin-quiet",)}
+
+
+def test_a_near_silent_answer_is_replaced_by_the_gated_mixture(quiet_separator, mixture):
+    # a mask floor of 0.5 protects a separator's answer; the fallback gates the mixture by the detector alone
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone", options=quiet_separator,
+                               mask={"mode": "soft", "floor": 0.5})
+    assert result.extra["answer"] == "gated mixture"
+    assert "60 dB below the mixture while the detector finds it" in result.extra["untrusted"]
+    [warning] = [w for w in result.extra["warnings"] if "gated by the detector" in w]
+    assert result.mapping["classes"][0]["name"] in warning
+    gate = (result.gain - 0.5) / 0.5
+    np.testing.assert_allclose(result.target, apply_gain(mixture.samples, gate), atol=1e-6)
+    assert 0.0 <= gate.min() < 0.1 and gate.max() > 0.9  # the detector's gate, not the mixture itself
+
+
+def test_a_removal_keeps_the_separator_answer_with_a_warning_by_default(quiet_separator, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "remove the tone", options=quiet_separator)
+    assert result.mapping["remove"] and result.extra["answer"] == "separator"
+    assert any("a removal is not answered by the detector's gate" in w for w in result.extra["warnings"])
+    np.testing.assert_allclose(result.target, mixture.samples - apply_gain(1e-3 * mixture.samples, result.gain),
+                               atol=1e-6)
+
+
+def test_gated_all_answers_a_removal_with_the_mixture_gated_by_one_minus_the_gain(quiet_separator, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "remove the tone",
+                               options={**quiet_separator, "fallback": "gated-all"}, mask={"mode": "soft"})
+    assert result.mapping["remove"] and result.extra["answer"] == "gated mixture"
+    np.testing.assert_allclose(result.target, mixture.samples * (1.0 - result.gain), atol=1e-6)
+    np.testing.assert_allclose(result.residual, mixture.samples * result.gain, atol=1e-6)
+
+
+def test_a_gate_that_would_leave_almost_nothing_gives_the_mixture_whole(quiet_separator, mixture, monkeypatch):
+    # the gate is open for the first 10 ms only, where there is only faint noise
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone", options=quiet_separator,
+                               mask={"spans": "0-0.01", "spans_mode": "replace"})
+    assert result.extra["answer"] == "mixture"
+    assert any("answering with the mixture itself" in w for w in result.extra["warnings"])
+    np.testing.assert_allclose(result.target, mixture.samples, atol=1e-6)
+    # a removal whose gate is open everywhere (mask off) would remove everything: nothing is removed instead;
+    # the separator is distrusted here by a card without the query's class
+    monkeypatch.setitem(cards.SEPARATOR_CARDS, "standin-quiet", "eventsep.separators.dfn3.backend:card_name")
+    removed = eventsep.separate((mixture.samples, mixture.sample_rate), "remove the tone",
+                                options={**quiet_separator, "fallback": "gated-all"}, mask={"mode": "off"})
+    assert removed.extra["answer"] == "mixture"
+    np.testing.assert_allclose(removed.target, mixture.samples, atol=1e-6)
+
+
+def test_fallback_off_keeps_the_separator_answer_but_still_warns(quiet_separator, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
+                               options={**quiet_separator, "fallback": "off"})
+    assert result.extra["answer"] == "separator" and result.extra["untrusted"]
+    assert any("fallback off" in w for w in result.extra["warnings"])
+    assert np.sqrt(np.mean(result.target ** 2)) < 1e-3 * np.sqrt(np.mean(mixture.samples ** 2)) * 1.01
+
+
+def test_a_class_outside_the_model_card_is_announced(cache_env, standin_options, mixture, monkeypatch):
+    # standin-a answers with DeepFilterNet3's card, which lists speech classes only
+    monkeypatch.setitem(cards.SEPARATOR_CARDS, "standin-a", "eventsep.separators.dfn3.backend:card_name")
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
+                               options={**standin_options, "separators": ("standin-a",)})
+    name = result.mapping["classes"][0]["name"]
+    assert not kin(name) & set(cards.load_card("deepfilternet3")["classes"])
+    assert result.extra["untrusted"] == (f"{name!r} is outside the classes the separator was trained on "
+                                         "(model card of standin-a)")
+    assert result.extra["answer"] == "gated mixture"
+    assert sum("outside the classes" in w for w in result.extra["warnings"]) == 1
+
+
+def test_a_normal_answer_carries_no_warning(cache_env, standin_options, mixture):
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
+                               options={**standin_options, "separators": ("standin-a",)})
+    assert result.extra["answer"] == "separator" and "untrusted" not in result.extra
+    assert not any("trained on" in w or "below the mixture" in w for w in result.extra.get("warnings", []))
+    np.testing.assert_allclose(result.target, apply_gain(0.5 * mixture.samples, result.gain), atol=1e-6)
+
+
+def test_the_command_line_prints_one_warning_line_and_the_report_records_the_answer(quiet_separator, mixture,
+                                                                                      cache_env, capsys):
+    import json
+
+    from eventsep.audio import write_audio
+    from flows.cli import EXIT_OK, main
+
+    wav = cache_env / "tone.wav"
+    write_audio(wav, mixture.samples, mixture.sample_rate)
+    out = wav.parent / "out"
+    args = ["--local", "--encoder", "standin-encoder", "--sed", "standin-sed", "--separators", "standin-quiet"]
+    assert main(["separate", str(wav), "the tone", "-o", str(out), *args]) == EXIT_OK
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    report = json.loads((out / "tone.report.json").read_text())
+    assert line.startswith("eventsep: warning: ") and report["mapping"]["classes"][0]["name"] in line
+    assert "gated by the detector" in line and report["answer"] == "gated mixture" and report["untrusted"]
+    assert main(["separate", str(wav), "the tone", "-o", str(out), *args, "--fallback", "off"]) == EXIT_OK
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert "(fallback off)" in line and json.loads((out / "tone.report.json").read_text())["answer"] == "separator"
+
+
+
+def test_evaluate_scores_the_fallback_answer_and_records_it(quiet_separator, cache_env):
+    from eventsep.evaluate import GridSpec, evaluate
+    from eventsep.pipeline import RunOptions
+    from standins import tone_set
+
+    (cache_env / "set").mkdir()
+    spec = GridSpec(separators=("standin-quiet",), masks=("soft",), thresholds=(0.5,))
+    doc = evaluate(tone_set(cache_env / "set"), cache_env / "eval", spec, options=RunOptions(**quiet_separator),
+                   report=False)
+    rows = {(r["item"], r["setting"]): r for r in doc["rows"]}
+    for item in {r["item"] for r in doc["rows"]}:
+        fallback, gated = rows[(item, "standin-quiet · soft θ=0.5")], rows[(item, "mixture · soft θ=0.5")]
+        assert fallback["answer"] == gated["answer"] == "gated mixture"
+        assert fallback["si_sdri"] == pytest.approx(gated["si_sdri"], abs=1e-6) and fallback["si_sdri"] > 1.0
+    assert "answer" in (cache_env / "eval" / "results.csv").read_text().splitlines()[0]
+
+
+def test_the_prefect_artifact_says_which_answer_was_given(prefect_server, quiet_separator, mixture, cache_env):
+    from prefect.client.orchestration import get_client
+
+    from eventsep.api import make_options
+    from eventsep.audio import write_audio
+    from flows.artifacts import artifact_key
+    from flows.separate import separate_flow
+
+    wav = cache_env / "quiet.wav"
+    write_audio(wav, mixture.samples, mixture.sample_rate)
+    summary = separate_flow(str(wav), "the tone", str(cache_env / "out"), make_options(quiet_separator))
+    assert summary["answer"] == "gated mixture"
+    with get_client(sync_client=True) as client:
+        [outputs] = [a for a in client.read_artifacts() if a.key == f"outputs-{artifact_key('quiet')}"]
+    assert "answer: gated mixture" in outputs.data and "gated by the detector" in outputs.data
