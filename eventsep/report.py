@@ -46,7 +46,10 @@ def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray]], 
     duration = len(panels[0][1]) / sample_rate
     peak = None
     for ax, (title, samples) in zip(axes, panels):
-        power, _, _ = mlab.specgram(np.asarray(samples, np.float64), NFFT=SPECTROGRAM_FFT, Fs=sample_rate,
+        samples = np.asarray(samples, np.float64)
+        if samples.ndim == 2:  # several channels: the picture shows their mean
+            samples = samples.mean(axis=1)
+        power, _, _ = mlab.specgram(samples, NFFT=SPECTROGRAM_FFT, Fs=sample_rate,
                                     noverlap=SPECTROGRAM_FFT // 2)
         level = 10 * np.log10(power + 1e-20)  # digital silence draws as the floor of the scale
         peak = float(level.max()) if peak is None else peak
