@@ -201,6 +201,19 @@ def test_an_upload_runs_once_with_its_late_sidecar_and_publishes_artifacts(serve
     assert serve.runs_of(again) == []
 
 
+def test_upload_runs_never_exceed_the_limit(served):
+    """serve's default limit is one run per core (2 here): three uploads dropped at once never run three at a time."""
+    serve, _ = served
+    inbox = serve.root / "inbox"
+    queries = ("only the accordion", "keep the man speaking", "remove the accordion")
+    paths = [drop(inbox, EXAMPLE, f"limit{i}", {"query": query}) for i, query in enumerate(queries)]
+    wait_for(lambda: all(serve.run_state(path) == {"COMPLETED"} for path in paths), 600, "the three runs")
+    spans = [(run.start_time, run.end_time) for path in paths for run in serve.runs_of(path)]
+    assert len(spans) == 3 and all(start and end for start, end in spans)
+    busiest = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
+    assert busiest <= (os.cpu_count() or 1), spans
+
+
 def test_bad_sidecars_and_bad_audio_fail_alone_with_one_line(served, tmp_path):
     serve, _ = served
     inbox = serve.root / "inbox"
