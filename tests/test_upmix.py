@@ -1,7 +1,6 @@
 """Stereo out: the mono mix's answer applied to each channel (eventsep.upmix), and the audio it comes from."""
 
 import numpy as np
-import pytest
 
 from eventsep import upmix as module
 from eventsep.audio import audio_from_array, load_audio, write_audio
