@@ -28,6 +28,9 @@ KINDS = ("speech", "music", "environment")
 GAIN_METRICS = ("si_sdri", "outside_db")
 METRICS = ("si_sdr", "si_sdri", "sdr", "sdri", "stoi", "estoi", "outside_db", "silent")
 BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED = 2000, 0
+# The setting that is what `eventsep separate MIXTURE QUERY` answers with no option given ("auto" resolved per
+# query: separators, SED, mask; the trust fallback): GridSpec.defaults adds it beside the grid.
+DEFAULTS_LABEL = "separate defaults"
 SDR_NOTE = ("SDR/SDRi are the SNR-style SDR of the LASS papers, 10 log10(|s|²/|s-ŝ|²): they reward turning the "
             "volume down (a silent answer scores SDRi > 0 where the mixture is louder than the wanted sound). "
             "Judge by SI-SDRi.")
@@ -156,6 +159,9 @@ class GridSpec(StageParams):
     masks: tuple[MaskMode, ...] = ("off", "soft", "hard")
     thresholds: tuple[float, ...] = Field((0.3, 0.5), min_length=1)
     baseline: bool = True
+    # also score what `eventsep separate` answers with its defaults (DEFAULTS_LABEL): it runs the separators
+    # "auto" picks per query (e.g. DeepFilterNet3 for speech), so it costs one more run per item
+    defaults: bool = False
 
     def mask_settings(self) -> list[tuple[MaskMode, float]]:
         settings = [("off", 0.5)] if "off" in self.masks else []
@@ -253,10 +259,15 @@ def gain_pairs(grid: list[GridPoint]) -> list[tuple[str, str, str]]:
 
 
 def gains(rows: list[dict], grid: list[GridPoint]) -> list[dict]:
+    """Paired gains of `gain_pairs`, and where the rows hold the defaults' answer, of it over every grid point
+    (the default must not be worse than its parts)."""
     by = {(r["item"], r["setting"]): r for r in rows}
     items = list(dict.fromkeys(r["item"] for r in rows))
+    pairs = gain_pairs(grid)
+    if any(r["setting"] == DEFAULTS_LABEL for r in rows):
+        pairs += [("defaults", DEFAULTS_LABEL, point.label()) for point in grid]
     out = []
-    for kind, setting, base in gain_pairs(grid):
+    for kind, setting, base in pairs:
         entry = {"kind": kind, "setting": setting, "over": base}
         for metric in GAIN_METRICS:
             entry[metric] = paired_bootstrap([_number(by[i, setting][metric]) - _number(by[i, base][metric])
@@ -281,10 +292,17 @@ class ItemOutcome:
     sample_rate: int
 
 
+def defaults_options(options: RunOptions) -> RunOptions:
+    """What `eventsep separate` runs with no option given, keeping only the evaluation's choice of SED and
+    encoder (each "auto" unless named)."""
+    return RunOptions(sed=options.sed, encoder=options.encoder)
+
+
 def evaluate_item(item: Item, grid: list[GridPoint], options: RunOptions, runner: Runner,
-                  default: GridPoint) -> ItemOutcome:
+                  default: GridPoint, with_defaults: bool = False) -> ItemOutcome:
     """Run the item once through the cached stages (filling the separator cache), then mask and fuse its
-    cached outputs for every grid point and score each answer."""
+    cached outputs for every grid point and score each answer; `with_defaults`: also score what
+    `eventsep separate` answers with its defaults (a row labelled DEFAULTS_LABEL)."""
     from .api import _reference, as_audio
     from .metrics import mixture_scores
     from .pipeline import load_cached, refuse_grid, run
@@ -299,10 +317,17 @@ def evaluate_item(item: Item, grid: list[GridPoint], options: RunOptions, runner
 
         store = ResultStore(settings().results_url)
     mapping, sed_result, estimates = load_cached(store, recording, item.query, options)
+    answer = run(recording, item.query, defaults_options(options), runner) if with_defaults else None
     with single_threaded_blas():
         results = refuse_grid(recording, mapping, sed_result, estimates, grid, options)
         baseline = mixture_scores(recording.samples, reference)
-        return _scored(item, grid, results, reference, recording, baseline, default)
+        outcome = _scored(item, grid, results, reference, recording, baseline, default)
+        if answer is not None:
+            outcome.rows.append(_row(item, answer, reference, recording, baseline, DEFAULTS_LABEL,
+                                     separator="+".join(answer.separators), fusion_mode="",
+                                     mask_mode=answer.options["mask"]["mode"],
+                                     threshold=answer.options["mask"]["threshold"]))
+        return outcome
 
 
 def single_threaded_blas():
@@ -315,21 +340,27 @@ def single_threaded_blas():
 
 def _scored(item: Item, grid: list[GridPoint], results: list, reference: np.ndarray, recording,
             baseline: dict, default: GridPoint) -> ItemOutcome:
-    from .metrics import score
-
     rows, chosen = [], None
     for point, result in zip(grid, results):
-        metrics = score(result.target, reference, recording.samples, recording.sample_rate,
-                        speech=item.kind == "speech", span=(item.onset, item.offset), baseline=baseline)
-        rows.append({"item": item.id, "kind": item.kind, "class": item.cls, "query": item.query,
-                     "setting": point.label(), "separator": point.separator or "fused",
-                     "fusion_mode": point.fusion_mode if point.separator is None else "",
-                     "mask_mode": point.mask_mode, "threshold": point.threshold if point.mask_mode != "off" else None,
-                     "answer": result.extra.get("answer"),
-                     **metrics})
+        rows.append(_row(item, result, reference, recording, baseline, point.label(),
+                         separator=point.separator or "fused",
+                         fusion_mode=point.fusion_mode if point.separator is None else "",
+                         mask_mode=point.mask_mode, threshold=point.threshold))
         if point is default:
             chosen = result
     return ItemOutcome(item, rows, chosen, recording.samples, reference, recording.sample_rate)
+
+
+def _row(item: Item, result, reference: np.ndarray, recording, baseline: dict, setting: str, *, separator: str,
+         fusion_mode: str, mask_mode: str, threshold: float) -> dict:
+    from .metrics import score
+
+    metrics = score(result.target, reference, recording.samples, recording.sample_rate,
+                    speech=item.kind == "speech", span=(item.onset, item.offset), baseline=baseline)
+    return {"item": item.id, "kind": item.kind, "class": item.cls, "query": item.query, "setting": setting,
+            "separator": separator, "fusion_mode": fusion_mode, "mask_mode": mask_mode,
+            "threshold": threshold if mask_mode != "off" else None, "answer": result.extra.get("answer"),
+            **metrics}
 
 
 def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: GridSpec | None = None,
@@ -355,7 +386,7 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: Grid
     started = time.perf_counter()
     rows, assets, render_seconds = [], [], 0.0
     for index, item in enumerate(items):
-        outcome = evaluate_item(item, grid, options, runner, default)
+        outcome = evaluate_item(item, grid, options, runner, default, spec.defaults)
         rows += outcome.rows
         if report:
             begun = time.perf_counter()
@@ -367,7 +398,7 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: Grid
         if log:
             best = next(r for r in outcome.rows if r["setting"] == default.label())
             log(f"{index + 1}/{len(items)} {item.id}: SI-SDRi {best['si_sdri']:.2f} dB ({default.label()})")
-    settings_labels = [p.label() for p in grid]
+    settings_labels = [p.label() for p in grid] + ([DEFAULTS_LABEL] if spec.defaults else [])
     doc = {
         "manifest": str(manifest), "items": [i.to_dict() for i in items], "note": SDR_NOTE,
         "grid": [{"setting": p.label(), **p.model_dump()} for p in grid], "default": default.label(),

@@ -271,7 +271,7 @@ def cmd_evaluate(args) -> int:
     from eventsep.api import make_options
     from eventsep.evaluate import read_manifest
 
-    spec = grid_spec_from_args(args)
+    spec = grid_spec_from_args(args).model_copy(update={"defaults": not args.no_defaults})
     options = make_options(sed=args.sed, encoder=args.encoder, separators=spec.separators[:2],
                            fallback=args.fallback)
     read_manifest(args.manifest)  # a bad manifest fails here, in one line, before anything runs
@@ -302,12 +302,15 @@ def evaluation_table(doc: dict) -> str:
     def value(x) -> str:
         return "-" if x is None else f"{x:.2f}"
 
+    kinds = [k for k in ("speech", "music", "environment")
+             if any(k in s["by_kind"] for s in doc["summary"].values())]
     lines = [doc["note"], "", f"{'setting':34s} {'SI-SDRi mean':>12s} {'median':>7s} {'SDRi mean':>9s} "
-             f"{'ESTOI':>6s} {'out/in dB':>9s} {'silent':>6s}"]
+             f"{'ESTOI':>6s} {'out/in dB':>9s} {'silent':>6s}  SI-SDRi mean by kind: {' / '.join(kinds)}"]
     for setting, s in doc["summary"].items():
+        by_kind = " / ".join(value(s["by_kind"].get(k, {}).get("mean")) for k in kinds)
         lines.append(f"{setting:34s} {value(s['si_sdri']['mean']):>12s} {value(s['si_sdri']['median']):>7s} "
                      f"{value(s['sdri']['mean']):>9s} {value(s['estoi']['mean']):>6s} "
-                     f"{value(s['outside_db']['median']):>9s} {s['silent']:>3d}/{s['items']}")
+                     f"{value(s['outside_db']['median']):>9s} {s['silent']:>3d}/{s['items']}  {by_kind}")
     return "\n".join(lines)
 
 
@@ -397,6 +400,14 @@ def cmd_corpus(args) -> int:
             print(f"eventsep: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"wrote {len(plan['items'])} recorded mixtures and {path}")
+        return EXIT_OK
+    if args.synthetic_dev:
+        from eventsep.corpus.mixtures import committed_synthetic_plan, write_synthetic_set
+
+        if args.seeds:
+            raise ValueError("--synthetic-dev renders the committed plan; it takes no --seeds")
+        plan = committed_synthetic_plan()
+        print(f"wrote {len(plan['items'])} synthetic mixtures and {write_synthetic_set(plan, args.output)}")
         return EXIT_OK
     from eventsep.corpus import make_corpus
     from eventsep.corpus.manifest import write_corpus_manifest
@@ -582,9 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("manifest", help='JSON {"items": [...]} (docs/evaluate.md)')
     evaluate.add_argument("-o", "--output", required=True, help="folder for results.json, results.csv, report.html")
     _add_grid_options(evaluate)
+    evaluate.add_argument("--no-defaults", action="store_true",
+                          help="leave out the row of what `separate` answers with its defaults (it runs the "
+                          "separators that \"auto\" picks per query, e.g. dfn3 for speech)")
     evaluate.add_argument("--audio-items", type=int, help="audio players for the first N items only (default all)")
     evaluate.add_argument("--no-report", action="store_true", help="results.json and results.csv only")
-    evaluate.add_argument("--sed", help="SED backend (default yamnet)")
+    evaluate.add_argument("--sed", help="SED backend (default auto: yamnet, silero for speech queries)")
     evaluate.add_argument("--encoder", help="query text encoder (default minilm)")
     _add_fallback_option(evaluate)
     evaluate.add_argument("--local", action="store_true", help="run in this process without Prefect")
@@ -648,8 +662,11 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("output")
     corpus.add_argument("--seeds", default=None,
                         help="e.g. 0-19 (default 0-9; with --real, the committed development set's plan)")
-    corpus.add_argument("--real", action="store_true",
-                        help="recorded sources only, from the units held out of training (docs/corpus.md)")
+    which = corpus.add_mutually_exclusive_group()
+    which.add_argument("--real", action="store_true",
+                       help="recorded sources only, from the units held out of training (docs/corpus.md)")
+    which.add_argument("--synthetic-dev", action="store_true",
+                       help="the committed synthetic development set (48 items, seeds 100000-100047)")
     corpus.set_defaults(run=cmd_corpus)
     return parser
 

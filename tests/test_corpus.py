@@ -105,12 +105,10 @@ def test_corpus_command_writes_an_evaluation_manifest(corpus_cache, tmp_path):
 
 
 def test_synthetic_development_set_is_balanced_above_the_training_seeds(corpus_cache, tmp_path):
-    from importlib import resources
-
-    from eventsep.corpus.mixtures import synthetic_plan, write_synthetic_set
+    from eventsep.corpus.mixtures import committed_synthetic_plan, synthetic_plan, write_synthetic_set
     from eventsep.separators.audiosep.train import DEFAULTS
 
-    committed = json.loads(resources.files("eventsep.data").joinpath("dev_synthetic.json").read_text())
+    committed = committed_synthetic_plan()  # what `eventsep corpus OUT --synthetic-dev` renders
     plan = synthetic_plan(48)
     assert committed["items"] == plan["items"]  # the committed manifest is what the code renders
     assert min(item["seed"] for item in plan["items"]) >= max(DEFAULTS.train_seeds)
@@ -123,3 +121,12 @@ def test_synthetic_development_set_is_balanced_above_the_training_seeds(corpus_c
     entry = manifest["items"][0]
     assert entry["remove"] is True and entry["reference"].endswith(".interferer.flac")
     assert 0 < entry["onset"] < entry["offset"] <= 4.0 and (tmp_path / "syn" / entry["mixture"]).exists()
+
+
+def test_synthetic_dev_takes_no_seeds_and_excludes_real(tmp_path, capsys):
+    from flows.cli import EXIT_BAD_INPUT, main
+
+    assert main(["corpus", str(tmp_path / "o"), "--synthetic-dev", "--seeds", "0-3"]) == EXIT_BAD_INPUT
+    assert "takes no --seeds" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit):
+        main(["corpus", str(tmp_path / "o"), "--synthetic-dev", "--real"])

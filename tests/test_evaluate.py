@@ -153,3 +153,33 @@ def test_write_manifest_keeps_outside_paths_absolute(cache_env, manifest):
 
 def test_standin_options_match_the_command_lines(standin_options):
     assert tuple(standin_options["separators"]) == tuple(STANDIN_OPTIONS["separators"])
+
+
+def test_the_defaults_row_is_what_separate_answers_with_no_option(cache_env, manifest, standin_options,
+                                                                  monkeypatch):
+    """The `separate defaults` row scores `eventsep.separate(mixture, query)` itself (separators, SED and mask
+    as "auto" resolves them per query), not a grid point; with no option given the grid runs other separators."""
+    import eventsep
+    from eventsep import pipeline
+    from eventsep.api import make_options
+    from eventsep.evaluate import DEFAULTS_LABEL
+    from eventsep.metrics import si_sdr
+
+    # "auto" picks standin-b for a query that is not speech, standin-a for speech; the grid runs standin-a only
+    monkeypatch.setitem(pipeline.SEPARATORS_BY_FAMILY, "other", lambda: ("standin-b",))
+    monkeypatch.setitem(pipeline.SEPARATORS_BY_FAMILY, "speech", lambda: ("standin-a",))
+    spec = GridSpec(separators=("standin-a",), masks=("off",), baseline=False, defaults=True)
+    options = make_options(standin_options, separators=("standin-a",))
+    doc = evaluate(manifest, cache_env / "out", spec, options, report=False)
+    rows = {(r["item"], r["setting"]): r for r in doc["rows"]}
+    for item in read_manifest(manifest):
+        mixture, reference = load_audio(item.mixture).samples, load_audio(item.reference).samples
+        answer = eventsep.separate(item.mixture, item.query, encoder="standin-encoder", sed="standin-sed")
+        row = rows[item.id, DEFAULTS_LABEL]
+        assert row["separator"] == "standin-b"  # "the tone" is not speech
+        assert row["si_sdri"] == pytest.approx(si_sdr(answer.target, reference) - si_sdr(mixture, reference),
+                                               abs=1e-4)
+        assert row["si_sdri"] != pytest.approx(rows[item.id, "standin-a · mask off"]["si_sdri"], abs=0.1)
+    assert doc["summary"][DEFAULTS_LABEL]["items"] == 2
+    gain = next(g for g in doc["gains"] if g["kind"] == "defaults")
+    assert gain["setting"] == DEFAULTS_LABEL and gain["over"] == "standin-a · mask off"

@@ -166,6 +166,13 @@ def synthetic_plan(count: int = 48) -> dict:
     return {"sample_rate": 32000, "seconds": 10.0, "items": items}
 
 
+def committed_synthetic_plan() -> dict:
+    """The plan of the committed synthetic development set (`eventsep/data/dev_synthetic.json`)."""
+    from importlib import resources
+
+    return json.loads(resources.files("eventsep.data").joinpath("dev_synthetic.json").read_text("utf-8"))
+
+
 def write_synthetic_set(plan: dict, folder: str | Path) -> Path:
     """Render a synthetic development-set plan into `folder` with its evaluation manifest."""
     from .manifest import write_manifest
