@@ -137,12 +137,15 @@ class QueryMapping:
 
 _KEEP = (r"only|just|keep|isolate|extract|separate|give me|(?:i|we)\s+(?:only\s+)?(?:want|need)|want|need|"
          r"i'd like|i would like|find|hear|listen to|(?:pull|pick|bring|single)\s+out|grab|leave(?!\s+out)|"
-         r"(?:can|could|would|will)\s+(?:you|we|i)|help me|show me")
+         r"(?:can|could|would|will)\s+(?:you|we|i)|help me|show me|get(?:\s+me)?")
 _REMOVE_VERBS = (r"remove|delete|leave out|take away|turn off|switch off|shut off|get rid of|eliminate|suppress|mute|silence|cut out|cut|take out|filter out|erase|"
                  r"drop|kill|lose|strip out|strip|turn down|lower|reduce|attenuate|cancel|stop")
 _NEGATORS = r"not|no more|no|without|except|excluding|minus|other than"
 
 _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
+    # "the neighbor's lawnmower, please remove it", "chewing sounds, get rid of them": the pronoun is what came before
+    (re.compile(rf"^(.+?)\s*[,;:]\s*(?:(?:please|pls|just|and)\s+)*(?:{_REMOVE_VERBS})\s+(?:it|them|that|this|those)"
+                r"(?:\s+(?:out|off|away))?(?:\s*,?\s*(?:please|pls|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
     # "turn this track into just the drums", "make it only the vocals": what it becomes is the target.
     (re.compile(r"\b(?:turn|make|convert|change)\s+(?:(?:this|that|it|the|my)\s+)?(?:\w+\s+){0,2}?into\b", re.I),
      "only"),
@@ -164,10 +167,13 @@ _LEADING_CONJUNCTION = re.compile(r"^\s*(?:but|and|&|also)\b\s*", re.I)
 _NEGATIVE_START = re.compile(rf"^\s*(?:{_NEGATORS})\b\s*", re.I)
 _REMOVE_START = re.compile(rf"^\s*(?:please\s+)?(?:(?:can|could|would|will)\s+(?:you|we|i)\s+)?(?:please\s+)?(?:{_REMOVE_VERBS})\b\s*",
                            re.I)
+# hesitations and chat abbreviations typed before or after the sound ("um, the narrator", "pls keep ...")
+_HESITATIONS = r"u+m+|u+h+|e+r+m+|h+m+|pls|plz|ok|okay|hey|so|well"
 _FILLER = re.compile(
-    rf"^\s*(?:please|{_KEEP}|to|let me|let us|let's|the sounds? of|sounds? of|the noise of|"
+    rf"^\s*(?:please|{_HESITATIONS}|{_KEEP}|to|let me|let us|let's|the sounds? of|sounds? of|the noise of|"
     r"i|we|the|a|an|some|that|this|those|these|my|his|her|their|our|your|any)\b\s*", re.I)
-_TRAILING_FILLER = re.compile(r"\s*\b(?:please|only|too|as well|here)\s*$", re.I)
+_TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too|as well|here|i guess|"
+                              r"if possible|if you can)\s*$", re.I)
 # What is left once the named sounds are gone: keeping only it is removing them.
 _BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|everything else|all else)"
                          r"(?:\s+(?:sounds?|noises?|audio))?)", re.I)
@@ -287,6 +293,8 @@ def _exact_table() -> dict[str, AudioSetClass]:
 def _singulars(phrase: str) -> list[str]:
     """The phrase, then its last word as a singular noun or as the verb of an -ing form
     ("hens" → "hen", "giggling" → "giggle", "oinking" → "oink", "yelling" → "yell")."""
+    if phrase.endswith("'s"):  # "dad's" → "dad"
+        phrase = phrase[:-2]
     forms = [phrase]
     if phrase.endswith("ies"):
         forms.append(phrase[:-3] + "y")
@@ -398,8 +406,21 @@ def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
         if sounds:
             return sounds, CONTAINED_BONUS, False
         if speech:
-            return _most_specific(speech), SPEAKER_BONUS if speaker else CONTAINED_BONUS, True
+            return _sung(_most_specific(speech), words), SPEAKER_BONUS if speaker else CONTAINED_BONUS, True
     return set(), CONTAINED_BONUS, False
+
+
+_SINGING_WORDS = frozenset({"sing", "sings", "sang", "sung", "singing"})
+_SINGING_OF = {"Speech": "Singing", "Male speech, man speaking": "Male singing",
+               "Female speech, woman speaking": "Female singing", "Child speech, kid speaking": "Child singing"}
+
+
+def _sung(speech: set[int], words: list[str]) -> set[int]:
+    """A person who sings is heard singing: "the lullaby mom sings" → Female singing, not Female speech."""
+    if not _SINGING_WORDS.intersection(words):
+        return speech
+    names = {c.index: c.name for c in classes()}
+    return {by_name(_SINGING_OF[names[i]]).index if names[i] in _SINGING_OF else i for i in speech}
 
 
 _PREPOSITIONS = frozenset({"on", "to", "at", "in", "into", "onto", "with", "from", "over", "under", "behind",

@@ -21,6 +21,12 @@ PROMPTS = Path(__file__).parent / "data" / "query_prompts.json"
 # 127 everyday prompts written by someone who never read the alias table or this code (docs/query.md);
 # its own file because five of its prompts repeat older ones word for word.
 FRESH3 = Path(__file__).parent / "data" / "query_prompts_fresh3.json"
+# 142 more, written the same way a session later and scored once before any change (docs/query.md)
+FRESH4 = Path(__file__).parent / "data" / "query_prompts_fresh4.json"
+FRESH = (FRESH3, FRESH4)
+# Prompts a fresh set accepts only a class the mapper never answers (a kind of music, NOT_TARGETS): kept as
+# written and counted as misses.
+UNREACHABLE = {"the music from the video game", "no more elevator music please"}
 
 # Floors a little under what was measured (docs/query.md); a regression below them fails.
 FLOORS = {  # split: (top-1, top-3, negation right)
@@ -31,23 +37,27 @@ FLOORS = {  # split: (top-1, top-3, negation right)
     "fresh3": (0.98, 0.98, 0.98),
     "fresh3-tune": (0.98, 0.98, 0.98),
     "fresh3-holdout": (0.98, 0.98, 0.98),  # tuned on after its one honest score (0.909): docs/query.md
+    "fresh4": (0.93, 0.96, 0.98),
+    "fresh4-tune": (0.96, 0.98, 0.98),
+    "fresh4-holdout": (0.90, 0.95, 0.97),  # scored once after tuning on fresh4-tune: 0.923 (docs/query.md)
     "all": (0.98, 0.99, 0.99),
 }
-SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh3-tune", "fresh3-holdout", "all")
+SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh3-tune", "fresh3-holdout", "fresh4", "fresh4-tune",
+          "fresh4-holdout", "all")
 BASELINE_TOP1_CEILING = 0.90  # the plain cosine measured 0.852 top-1 on the whole set
 
 
 def load_prompts() -> list[dict]:
-    return json.loads(PROMPTS.read_text("utf-8")) + json.loads(FRESH3.read_text("utf-8"))
+    return json.loads(PROMPTS.read_text("utf-8")) + [item for path in FRESH for item in json.loads(path.read_text("utf-8"))]
 
 
-def fresh3_part(query: str) -> str:
-    """fresh3 is split once, by a hash of the prompt, before any tuning: about 60 % to tune on, 40 % held out."""
-    return "fresh3-tune" if int(hashlib.sha256(query.encode()).hexdigest()[:8], 16) % 5 < 3 else "fresh3-holdout"
+def fresh_part(query: str, split: str) -> str:
+    """A fresh set is split once, by a hash of the prompt, before any tuning: about 60 % to tune on, 40 % held out."""
+    return f"{split}-tune" if int(hashlib.sha256(query.encode()).hexdigest()[:8], 16) % 5 < 3 else f"{split}-holdout"
 
 
 def splits_of(item: dict) -> tuple[str, ...]:
-    extra = (fresh3_part(item["query"]),) if item["split"] == "fresh3" else ()
+    extra = (fresh_part(item["query"], item["split"]),) if item["split"] in ("fresh3", "fresh4") else ()
     return (item["split"], *extra, "all")
 
 
@@ -101,16 +111,19 @@ def measured(minilm, tmp_path_factory):
 def test_prompt_set_is_large_varied_and_valid():
     items = load_prompts()
     assert len(items) >= 120
-    for path in (PROMPTS, FRESH3):
+    for path in (PROMPTS, *FRESH):
         queries = [i["query"] for i in json.loads(path.read_text("utf-8"))]
         assert len(set(queries)) == len(queries), path.name
-    fresh3 = [i for i in items if i["split"] == "fresh3"]
-    assert len(fresh3) >= 100 and 0.5 <= sum(fresh3_part(i["query"]) == "fresh3-tune" for i in fresh3) / len(fresh3) <= 0.7
+    for split in ("fresh3", "fresh4"):
+        fresh = [i for i in items if i["split"] == split]
+        assert len(fresh) >= 100 and 0.5 <= sum(fresh_part(i["query"], split) == f"{split}-tune"
+                                                for i in fresh) / len(fresh) <= 0.7
     assert sum(i["remove"] for i in items) >= 10 and sum(bool(i["exclude"]) for i in items) >= 10
     for item in items:
         for name in item["accept"] + [n for group in item["exclude"] for n in group]:
             by_name(name)
-        assert any(name not in Q.NOT_TARGETS for name in item["accept"]), item["query"]
+        if item["query"] not in UNREACHABLE:
+            assert any(name not in Q.NOT_TARGETS for name in item["accept"]), item["query"]
 
 
 @pytest.mark.parametrize("split", list(FLOORS))
@@ -175,6 +188,12 @@ def test_hard_prompts_with_minilm(minilm, tmp_path):
     ("only the piano, no drums", (["piano"], ["drums"], False)),
     ("birds but not the wind", (["birds"], ["wind"], False)),
     ("remove the rain but keep the thunder", (["thunder"], ["rain"], False)),
+    ("the neighbor's lawnmower, please remove it", (["neighbor's lawnmower"], [], True)),
+    ("chewing sounds, get rid of them", (["chewing sounds"], [], True)),
+    ("the dog, and keep it", (["dog", "it"], [], False)),  # only a removal verb makes "it" a removal
+    ("pls keep only the narrator", (["narrator"], [], False)),
+    ("um, the audiobook reader i guess", (["audiobook reader"], [], False)),
+    ("um can I get only the flute part?", (["flute part"], [], False)),
     ("keep the woman speaking", (["woman speaking"], [], False)),
     ("the sound of noise", (["noise"], [], False)),
 ])
@@ -239,6 +258,11 @@ def test_words_of_the_english_word_list_are_never_corrected(text):
     ("turn this into just the drums", {"Drum kit"}),
     ("turn this track into only the cymbals", {"Cymbal"}),
     ("can you pull out just the guy yelling at the ref", {"Yell"}),
+    ("dad's voice in the home video", {"Male speech, man speaking"}),
+    ("my grandma on the phone", {"Female speech, woman speaking"}),
+    ("the lullaby mom sings at bedtime", {"Female singing"}),
+    ("the little boy singing", {"Child singing"}),
+    ("the live band at the wedding", {"Music"}),
 ])
 def test_sound_words_roles_and_requests(minilm, tmp_path, text, expected):
     mapping = Q.map_query(text, minilm, QueryParams(top_k=3), cache_dir=tmp_path)
