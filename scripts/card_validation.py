@@ -6,7 +6,6 @@ and docs/flowsep.md), and the target-class clip counts of the training seeds.
 """
 import json
 import sys
-from collections import Counter
 
 import numpy as np
 import torch
@@ -71,14 +70,6 @@ def flowsep_rows(steps=10):
     return rows
 
 
-def class_counts(seeds):
-    """Target clips per AudioSet display name over training seeds (the target is the first draw of each seed)."""
-    from eventsep.corpus.mixtures import target_kind_of
-
-    counts = Counter(ALL_KINDS[target_kind_of(seed)].label for seed in seeds)
-    return dict(sorted(counts.items()))
-
-
 if __name__ == "__main__":
     torch.set_num_threads(1)
     wanted = sys.argv[1:] or ["audiosep-mini", "flowsep-mini", "classes"]
@@ -88,6 +79,10 @@ if __name__ == "__main__":
     if "flowsep-mini" in wanted:
         out["flowsep-mini"] = family_stats(flowsep_rows())
     if "classes" in wanted:
-        out["classes seeds 0-1999"] = class_counts(range(0, 2000))
-        out["classes seeds 0-399"] = class_counts(range(0, 400))
+        from eventsep.separators.audiosep.train import DEFAULTS
+        from eventsep.separators.training import target_classes
+
+        seeds = range(*DEFAULTS.train_seeds)
+        out[f"classes seeds {seeds.start}-{seeds.stop - 1}, recorded share {DEFAULTS.recorded_share}"] = (
+            target_classes(seeds, DEFAULTS.recorded_share))
     print(json.dumps(out, indent=1))

@@ -2,6 +2,7 @@
 time-selective mixtures and the committed real development set. Needs the packages of scripts/setup_corpus.sh."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -178,3 +179,24 @@ def test_command_line_renders_the_real_set_and_refuses_bad_seeds(corpus_cache, t
     assert [e["id"] for e in manifest["items"]] == ["real0007"]
     assert main(["corpus", str(tmp_path / "bad"), "--real", "--seeds", "7-x"]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_target_classes_are_the_classes_the_items_render(corpus_cache):
+    """A model card's class counts come from `training.target_classes`, which renders nothing: each count must be
+    the class of the item that training renders for that seed (recorded or synthetic)."""
+    from eventsep.corpus.mixtures import make_mixture
+    from eventsep.corpus import ALL_KINDS
+    from eventsep.separators.training import is_recorded, recorded_family, target_classes
+
+    seeds = range(0, 12)
+    recorded_seeds = [s for s in seeds if is_recorded(s, 0.5)]
+    assert 2 <= len(recorded_seeds) <= 10
+    rendered = []
+    for seed in seeds:
+        if seed in recorded_seeds:
+            plan = real.plan_item(seed, "train", sample_rate=16000, seconds=4.0, family=recorded_family(seed, 0.5))
+            rendered.append(plan["class"])
+        else:
+            rendered.append(ALL_KINDS[make_mixture(seed, sample_rate=16000, seconds=4.0).target_kind].label)
+    assert target_classes(seeds, 0.5) == dict(sorted(Counter(rendered).items()))
+    assert sum(target_classes(range(0, 40), 0.0).values()) == 40

@@ -112,10 +112,8 @@ def _prompts(label: str, templates: list[str], rng: np.random.Generator, count: 
     return [templates[int(i)].format(phrases[int(rng.integers(len(phrases)))]) for i in chosen]
 
 
-def plan_item(seed: int, split: str, *, sample_rate: int = 32000, seconds: float = 10.0,
-              family: str | None = None) -> dict:
-    """Choose a seeded mixture of recorded units of `split` ("held_out" or "train"): the target's family is
-    `family`, or speech, music, environment in turn by seed; its class uniform among that family's classes."""
+def _target_choice(seed: int, split: str, family: str | None) -> tuple[np.random.Generator, list, str, str]:
+    """The seeded draw that starts an item: (its generator, the units of `split`, the family, the target class)."""
     rng = np.random.default_rng([seed, 12])
     pool = units(split)
     family = family or FAMILIES[seed % len(FAMILIES)]
@@ -123,7 +121,19 @@ def plan_item(seed: int, split: str, *, sample_rate: int = 32000, seconds: float
     if not classes:
         raise FileNotFoundError(f"no installed recorded {family} sources of split {split}: "
                                 "run scripts/setup_corpus.sh")
-    label = classes[int(rng.integers(len(classes)))]
+    return rng, pool, family, classes[int(rng.integers(len(classes)))]
+
+
+def target_class(seed: int, split: str, family: str | None = None) -> str:
+    """The AudioSet class of the target of `plan_item(seed, split, family=family)`, without rendering anything."""
+    return _target_choice(seed, split, family)[3]
+
+
+def plan_item(seed: int, split: str, *, sample_rate: int = 32000, seconds: float = 10.0,
+              family: str | None = None) -> dict:
+    """Choose a seeded mixture of recorded units of `split` ("held_out" or "train"): the target's family is
+    `family`, or speech, music, environment in turn by seed; its class uniform among that family's classes."""
+    rng, pool, family, label = _target_choice(seed, split, family)
     others = [u for u in pool if u.label != label]
     same_family = [u for u in others if u.family == family]
     # another family in three items of four (always for speech: it has one class)

@@ -98,20 +98,39 @@ def recorded_family_weights(recorded_share: float) -> np.ndarray:
     return wanted / wanted.sum() if wanted.sum() > 0 else np.full(3, 1 / 3)
 
 
+def recorded_family(seed: int, recorded_share: float) -> str:
+    """The family of the target of recorded training item `seed` (a fixed draw per seed)."""
+    from ..corpus.recorded import FAMILIES
+
+    weights = recorded_family_weights(recorded_share)
+    return FAMILIES[int(np.random.default_rng([seed, 32]).choice(len(FAMILIES), p=weights))]
+
+
+def target_classes(seeds: range, recorded_share: float = 0.0, split: str = "train") -> dict[str, int]:
+    """Target clips per AudioSet display name over corpus items `seeds` (what a model card lists), counted
+    without rendering: the synthetic item's first draw, or the recorded item's target class."""
+    from collections import Counter
+
+    from ..corpus import ALL_KINDS
+    from ..corpus.mixtures import target_kind_of
+    from ..corpus.real import target_class
+
+    counts = Counter(target_class(seed, split, recorded_family(seed, recorded_share))
+                     if is_recorded(seed, recorded_share) else ALL_KINDS[target_kind_of(seed)].label for seed in seeds)
+    return dict(sorted(counts.items()))
+
+
 def corpus_items(seeds: range, seconds: float, sample_rate: int, recorded_share: float = 0.0,
                  split: str = "train") -> dict[str, np.ndarray | list]:
     """Corpus items of `seeds`: synthetic, or, for a `recorded_share` of the seeds, recorded sources of `split`."""
     from ..corpus import make_mixture
     from ..corpus.real import recorded_mixture
 
-    from ..corpus.recorded import FAMILIES
-
-    weights = recorded_family_weights(recorded_share) if recorded_share else None
     targets, interferers, prompts, kinds = [], [], [], []
     for seed in seeds:
         if is_recorded(seed, recorded_share):
-            family = FAMILIES[int(np.random.default_rng([seed, 32]).choice(len(FAMILIES), p=weights))]
-            item = recorded_mixture(seed, split=split, sample_rate=sample_rate, seconds=seconds, family=family)
+            item = recorded_mixture(seed, split=split, sample_rate=sample_rate, seconds=seconds,
+                                    family=recorded_family(seed, recorded_share))
         else:
             item = make_mixture(seed, sample_rate=sample_rate, seconds=seconds)
         targets.append(item.target)
