@@ -363,18 +363,33 @@ def _row(item: Item, result, reference: np.ndarray, recording, baseline: dict, s
             **metrics}
 
 
+def select_kinds(items: list[Item], kinds: Iterable[str] | None, where: str) -> list[Item]:
+    """The items of `kinds` (all when None or empty); an unknown kind or an empty selection is a ManifestError."""
+    kinds = tuple(kinds or ())
+    if not kinds:
+        return items
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ManifestError(f"unknown kind(s) {', '.join(unknown)}; kinds: {', '.join(KINDS)}")
+    chosen = [item for item in items if item.kind in kinds]
+    if not chosen:
+        raise ManifestError(f"manifest {where}: no item of kind {', '.join(kinds)}")
+    return chosen
+
+
 def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: GridSpec | None = None,
              options: RunOptions | None = None, runner: Runner | None = None, audio_items: int | None = None,
-             report: bool = True, log: Callable[[str], None] | None = None) -> dict:
-    """Evaluate every manifest item over the grid; writes results.json, results.csv and report.html into
-    `out_dir` and returns what results.json holds. `runner` runs the stages (default: in this process);
-    `audio_items` limits how many items get audio players (None: all)."""
+             report: bool = True, log: Callable[[str], None] | None = None,
+             kinds: Iterable[str] | None = None) -> dict:
+    """Evaluate every manifest item (of `kinds`, when given) over the grid; writes results.json, results.csv and
+    report.html into `out_dir` and returns what results.json holds. `runner` runs the stages (default: in this
+    process); `audio_items` limits how many items get audio players (None: all)."""
     from . import backends
     from .api import local_runner, make_options
     from .report import ItemAssets, write_item_assets
 
     spec = spec or GridSpec()
-    items = read_manifest(manifest)
+    items = select_kinds(read_manifest(manifest), kinds, str(manifest))
     usable, reasons = backends.available("separator", spec.separators)
     if reasons:
         raise backends.BackendUnavailable("; ".join(f"{name}: {why}" for name, why in reasons.items()))

@@ -269,12 +269,13 @@ def grid_spec_from_args(args):
 
 def cmd_evaluate(args) -> int:
     from eventsep.api import make_options
-    from eventsep.evaluate import read_manifest
+    from eventsep.evaluate import read_manifest, select_kinds
 
     spec = grid_spec_from_args(args).model_copy(update={"defaults": not args.no_defaults})
     options = make_options(sed=args.sed, encoder=args.encoder, separators=spec.separators[:2],
                            fallback=args.fallback)
-    read_manifest(args.manifest)  # a bad manifest fails here, in one line, before anything runs
+    kinds = _names(args.kinds)
+    select_kinds(read_manifest(args.manifest), kinds, args.manifest)  # a bad manifest fails here, in one line
     if args.audio_items is not None and args.audio_items < 0:
         raise ValueError(f"--audio-items must be 0 or more, not {args.audio_items}")
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
@@ -282,11 +283,11 @@ def cmd_evaluate(args) -> int:
         from eventsep.evaluate import evaluate
 
         doc = evaluate(args.manifest, args.output, spec, options, audio_items=args.audio_items,
-                       report=not args.no_report, log=log)
+                       report=not args.no_report, log=log, kinds=kinds)
     else:
         from flows.evaluate import evaluate_flow
 
-        doc = evaluate_flow(args.manifest, args.output, spec, options, args.audio_items, not args.no_report)
+        doc = evaluate_flow(args.manifest, args.output, spec, options, args.audio_items, not args.no_report, kinds)
     if args.json:
         from eventsep.evaluate import jsonable
 
@@ -596,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-defaults", action="store_true",
                           help="leave out the row of what `separate` answers with its defaults (it runs the "
                           "separators that \"auto\" picks per query, e.g. dfn3 for speech)")
+    evaluate.add_argument("--kinds", default="", help="only the items of these kinds, e.g. speech (default all)")
     evaluate.add_argument("--audio-items", type=int, help="audio players for the first N items only (default all)")
     evaluate.add_argument("--no-report", action="store_true", help="results.json and results.csv only")
     evaluate.add_argument("--sed", help="SED backend (default auto: yamnet, silero for speech queries)")

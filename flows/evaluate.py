@@ -13,9 +13,10 @@ from tasks.stages import PrefectRunner
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(manifest: str, output_dir: str, spec: GridSpec | None = None,
                   options: pipeline.RunOptions | None = None, audio_items: int | None = None,
-                  report: bool = True) -> dict:
-    """results.json, results.csv and report.html of `manifest` in `output_dir`; returns the summary."""
-    doc = evaluate(manifest, output_dir, spec, options, PrefectRunner(), audio_items, report, log=print)
+                  report: bool = True, kinds: tuple[str, ...] = ()) -> dict:
+    """results.json, results.csv and report.html of `manifest` (its items of `kinds`, when given) in
+    `output_dir`; returns the summary."""
+    doc = evaluate(manifest, output_dir, spec, options, PrefectRunner(), audio_items, report, log=print, kinds=kinds)
     publish_evaluation(doc, output_dir)
     return {"summary": doc["summary"], "gains": doc["gains"], "default": doc["default"], "note": doc["note"],
             "seconds": doc["seconds"]}

@@ -183,3 +183,17 @@ def test_the_defaults_row_is_what_separate_answers_with_no_option(cache_env, man
     assert doc["summary"][DEFAULTS_LABEL]["items"] == 2
     gain = next(g for g in doc["gains"] if g["kind"] == "defaults")
     assert gain["setting"] == DEFAULTS_LABEL and gain["over"] == "standin-a · mask off"
+
+
+def test_kinds_selects_items_and_refuses_unknown_or_empty_selections(cache_env, manifest, capsys):
+    out = cache_env / "out"
+    args = ["evaluate", str(manifest), "-o", str(out), "--masks", "off", "--fusions", "", "--no-report",
+            "--no-defaults", *STANDINS]
+    assert main([*args, "--kinds", "music"]) == EXIT_OK
+    doc = json.loads((out / "results.json").read_text())
+    assert [i["id"] for i in doc["items"]] == ["tone1"] and {r["item"] for r in doc["rows"]} == {"tone1"}
+    capsys.readouterr()
+    for kinds, problem in (("noise", "unknown kind"), ("environment", "no item of kind environment")):
+        assert main([*args, "-o", str(cache_env / kinds), "--kinds", kinds]) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and problem in err and not (cache_env / kinds).exists()
