@@ -273,7 +273,7 @@ def cmd_evaluate(args) -> int:
 
     spec = grid_spec_from_args(args).model_copy(update={"defaults": not args.no_defaults})
     options = make_options(sed=args.sed, encoder=args.encoder, separators=spec.separators[:2],
-                           fallback=args.fallback)
+                           fallback=args.fallback, mask=None if args.floor is None else {"floor": args.floor})
     kinds = _names(args.kinds)
     select_kinds(read_manifest(args.manifest), kinds, args.manifest)  # a bad manifest fails here, in one line
     if args.audio_items is not None and args.audio_items < 0:
@@ -597,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-defaults", action="store_true",
                           help="leave out the row of what `separate` answers with its defaults (it runs the "
                           "separators that \"auto\" picks per query, e.g. dfn3 for speech)")
+    evaluate.add_argument("--floor", type=float,
+                          help="the gain the grid's soft and hard masks keep outside events (default 0; "
+                          "separate's auto mask uses 0.5, and 1.0 for speech)")
     evaluate.add_argument("--kinds", default="", help="only the items of these kinds, e.g. speech (default all)")
     evaluate.add_argument("--audio-items", type=int, help="audio players for the first N items only (default all)")
     evaluate.add_argument("--no-report", action="store_true", help="results.json and results.csv only")

@@ -197,3 +197,20 @@ def test_kinds_selects_items_and_refuses_unknown_or_empty_selections(cache_env, 
         assert main([*args, "-o", str(cache_env / kinds), "--kinds", kinds]) == EXIT_BAD_INPUT
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and problem in err and not (cache_env / kinds).exists()
+
+
+def test_floor_sets_the_gain_the_grid_masks_keep_outside_events(cache_env, manifest, capsys):
+    args = ["evaluate", str(manifest), "--masks", "off,hard", "--thresholds", "0.5", "--fusions", "",
+            "--no-report", "--no-defaults", *STANDINS]
+    assert main([*args, "-o", str(cache_env / "one"), "--floor", "1.0"]) == EXIT_OK
+    rows = {(r["item"], r["setting"]): r for r in json.loads((cache_env / "one" / "results.json").read_text())["rows"]}
+    for item in ("tone0", "tone1"):  # a floor of 1 passes everything: the masked answer is the unmasked one
+        assert rows[item, "standin-a · hard θ=0.5"]["si_sdri"] == pytest.approx(
+            rows[item, "standin-a · mask off"]["si_sdri"], abs=1e-6)
+    assert main([*args, "-o", str(cache_env / "half"), "--floor", "0.5"]) == EXIT_OK
+    half = {(r["item"], r["setting"]): r for r in json.loads((cache_env / "half" / "results.json").read_text())["rows"]}
+    assert half["tone0", "standin-a · hard θ=0.5"]["outside_db"] == pytest.approx(
+        rows["tone0", "standin-a · mask off"]["outside_db"] + 20 * np.log10(0.5), abs=0.5)
+    capsys.readouterr()
+    assert main([*args, "-o", str(cache_env / "bad"), "--floor", "1.5"]) == EXIT_BAD_INPUT
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (cache_env / "bad").exists()
