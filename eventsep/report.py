@@ -21,6 +21,7 @@ from .atomic import write_bytes, write_text
 
 DPI = 64  # thumbnails: a 6.4-inch-wide figure is 410 pixels
 SPECTROGRAM_FFT = 1024
+SPECTROGRAM_COLUMNS = 4000  # at most this many frames a picture: ten times its width in pixels
 DYNAMIC_RANGE_DB = 80.0
 
 # ---------------------------------------------------------------- pictures
@@ -40,18 +41,11 @@ def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray]], 
                  span: tuple[float | None, float | None] = (None, None)) -> Path:
     """One PNG: a spectrogram per (title, samples) panel on one colour scale (the first panel's peak), then
     the detector's probability of the followed classes with θ, the mask's gain and the wanted sound's span."""
-    from matplotlib import mlab
-
     figure, axes = _figure(len(panels) + 1)
     duration = len(panels[0][1]) / sample_rate
     peak = None
     for ax, (title, samples) in zip(axes, panels):
-        samples = np.asarray(samples, np.float64)
-        if samples.ndim == 2:  # several channels: the picture shows their mean
-            samples = samples.mean(axis=1)
-        power, _, _ = mlab.specgram(samples, NFFT=SPECTROGRAM_FFT, Fs=sample_rate,
-                                    noverlap=SPECTROGRAM_FFT // 2)
-        level = 10 * np.log10(power + 1e-20)  # digital silence draws as the floor of the scale
+        level = spectrogram_db(samples)
         peak = float(level.max()) if peak is None else peak
         ax.imshow(level, origin="lower", aspect="auto", cmap="magma", vmin=peak - DYNAMIC_RANGE_DB, vmax=peak,
                   extent=(0, duration, 0, sample_rate / 2000), interpolation="antialiased")
@@ -79,6 +73,26 @@ def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray]], 
     if curve.get_legend_handles_labels()[0]:
         curve.legend(fontsize=6, loc="upper right", ncols=2, framealpha=0.8)
     return write_bytes(path, png_bytes(figure))
+
+
+def spectrogram_db(samples: np.ndarray, fft: int = SPECTROGRAM_FFT, columns: int = SPECTROGRAM_COLUMNS
+                   ) -> np.ndarray:
+    """Power in dB, (fft // 2 + 1, frames), of Hann-windowed frames every fft/2 samples, or sparser so that
+    there are at most `columns` frames: a picture of an hour costs what one of 2 minutes does (the frames are
+    a strided view of the samples; only the chosen ones are windowed and transformed, in float32)."""
+    samples = np.asarray(samples, np.float32)
+    if samples.ndim == 2:  # several channels: the picture shows their mean
+        samples = samples.mean(axis=1, dtype=np.float32)
+    if len(samples) < fft:
+        samples = np.pad(samples, (0, fft - len(samples)))
+    hop = max(fft // 2, -(-(len(samples) - fft + 1) // columns))
+    frames = np.lib.stride_tricks.sliding_window_view(samples, fft)[::hop]
+    power = np.empty((fft // 2 + 1, len(frames)), np.float32)
+    window = np.hanning(fft).astype(np.float32)
+    for start in range(0, len(frames), 512):  # blocks: the windowed copy stays small
+        spectrum = np.fft.rfft(frames[start:start + 512] * window, axis=1)
+        power[:, start:start + 512] = (spectrum.real ** 2 + spectrum.imag ** 2).T
+    return 10 * np.log10(power + 1e-20)  # digital silence draws as the floor of the scale
 
 
 def png_bytes(figure) -> bytes:

@@ -1,0 +1,38 @@
+"""The reports' spectrograms: the same picture as matplotlib's specgram for a clip, bounded work for an hour."""
+
+import numpy as np
+import pytest
+
+from eventsep.report import SPECTROGRAM_FFT, spectrogram_db
+
+
+def _tones(seconds: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * 1000 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+
+
+def test_a_clip_is_drawn_as_matplotlib_draws_it():
+    from matplotlib import mlab
+
+    samples = _tones(2.0) + np.random.default_rng(0).normal(0, 0.01, 32000).astype(np.float32)
+    ours = spectrogram_db(samples)
+    power, _, _ = mlab.specgram(samples.astype(np.float64), NFFT=SPECTROGRAM_FFT, Fs=16000,
+                                noverlap=SPECTROGRAM_FFT // 2)
+    theirs = 10 * np.log10(power + 1e-20)
+    assert ours.shape == theirs.shape
+    # the same picture up to a constant (the report scales each picture to its first panel's peak); matplotlib's
+    # one-sided density doubles every bin but 0 Hz and Nyquist, 3 dB that the picture's edge rows may differ by
+    difference = ((ours - ours.max()) - (theirs - theirs.max()))[1:-1]
+    assert np.abs(difference[ours[1:-1] > ours.max() - 60]).max() < 0.05
+
+
+def test_a_long_recording_has_bounded_columns_and_keeps_its_sounds():
+    samples = np.concatenate([_tones(20.0), np.zeros(20 * 16000, np.float32)])
+    level = spectrogram_db(samples, columns=100)
+    assert level.shape[0] == SPECTROGRAM_FFT // 2 + 1 and 50 <= level.shape[1] <= 100
+    first, second = level[:, : level.shape[1] // 2 - 2], level[:, level.shape[1] // 2 + 2:]
+    assert np.argmax(first.mean(axis=1)) == pytest.approx(1000 / 16000 * SPECTROGRAM_FFT, abs=1)
+    assert second.max() < first.max() - 100  # the silent half stays silent
+    stereo = np.stack([samples, samples], axis=1)
+    assert np.allclose(spectrogram_db(stereo, columns=100), level, atol=1e-3)
+    assert spectrogram_db(np.ones(10, np.float32)).shape == (SPECTROGRAM_FFT // 2 + 1, 1)
