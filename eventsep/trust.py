@@ -11,6 +11,9 @@ from typing import Literal
 import numpy as np
 
 QUIET_DB = 20.0  # an answer this far below the mixture counts as near-silent
+# A class a card lists with fewer training clips than this does not count as trained on: a separator that heard a
+# sound twice has not learnt it (fixed before any figure was measured with it, not tuned).
+CARD_MIN_CLIPS = 10
 SEPARATOR = "separator"
 GATED = "gated mixture"
 MIXTURE = "mixture"
@@ -57,13 +60,17 @@ def kin(name: str) -> set[str]:
 
 
 def card_classes(separator: str) -> set[str] | None:
-    """The classes the model card of `separator` lists as trained on; None where it has no card (official weights)."""
+    """The classes the model card of `separator` lists as trained on, with at least CARD_MIN_CLIPS training clips
+    where it counts them; None where it has no card (official weights)."""
     from .cards import separator_card
 
     card = separator_card(separator)
     if card is None or not card.get("classes"):
         return None
-    return set(card["classes"])
+    classes = card["classes"]
+    if isinstance(classes, dict):  # {name: training clips}; None where the card gives no count
+        return {name for name, clips in classes.items() if clips is None or clips >= CARD_MIN_CLIPS}
+    return set(classes)
 
 
 def distrust(described: np.ndarray, mixture: np.ndarray, followed: list[dict], separators: list[str],

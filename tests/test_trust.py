@@ -147,3 +147,13 @@ def test_the_prefect_artifact_says_which_answer_was_given(prefect_server, quiet_
     with get_client(sync_client=True) as client:
         [outputs] = [a for a in client.read_artifacts() if a.key == f"outputs-{artifact_key('quiet')}"]
     assert "answer: gated mixture" in outputs.data and "gated by the detector" in outputs.data
+
+
+def test_a_class_heard_in_few_training_clips_does_not_count_as_trained_on(monkeypatch):
+    from eventsep import trust
+
+    card = {"classes": {"Dog": 40, "Whale vocalization": trust.CARD_MIN_CLIPS - 1, "Speech": None}}
+    monkeypatch.setattr(cards, "separator_card", lambda name: card)
+    assert trust.card_classes("audiosep") == {"Dog", "Speech"}
+    card["classes"] = ["Speech", "Whale vocalization"]  # a card without counts lists what it knows
+    assert trust.card_classes("audiosep") == {"Speech", "Whale vocalization"}
