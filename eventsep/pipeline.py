@@ -345,10 +345,10 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
     from .trust import choose, detector_gate, distrust
 
     described, remove = fused["audio"], bool(mapping.meta.get("remove"))
-    untrusted = distrust(described, recording.samples, mask_result.meta.get("classes") or [],
-                         list(fused.meta["separators"]), bool(mask_result.meta["events"]),
-                         remove) if fused.meta["separators"] else None
-    answer, instead = choose(untrusted, options.fallback, remove, recording.samples,
+    untrusted, replaceable = distrust(described, recording.samples, mask_result.meta.get("classes") or [],
+                                      list(fused.meta["separators"]), bool(mask_result.meta["events"]),
+                                      remove) if fused.meta["separators"] else (None, False)
+    answer, instead = choose(untrusted if replaceable else None, options.fallback, remove, recording.samples,
                              detector_gate(mask_result["gain"], options.mask.floor))
     if not fused.meta["separators"]:
         answer = GATED  # the detector-only baseline of refuse_grid: the mixture, gated by the mask
@@ -375,11 +375,12 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                         "fuse": fused.key},
                   separators=list(fused.meta["separators"]), options=options.model_dump(mode="json"),
                   metrics=metrics, extra=notes(recording, fused, mask_result, mapping, options,
-                                               untrusted, answer))
+                                               untrusted, answer, replaceable))
 
 
 def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mapping: StageResult,
-          options: RunOptions, untrusted: str | None = None, answer: str = SEPARATOR) -> dict:
+          options: RunOptions, untrusted: str | None = None, answer: str = SEPARATOR, replaceable: bool = True
+          ) -> dict:
     """What a run's report adds: the input's name, the mask's note, `answer` ("separator" or "gated mixture"),
     `untrusted` (why the separator was not trusted, when it was not) and `warnings`, one line each for what
     the user should know (a weak or non-English query, a band split moved by the rate, an untrusted answer)."""
@@ -398,7 +399,7 @@ def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mappin
         warnings.append(moved)
     if untrusted:
         extra["untrusted"] = untrusted
-        warnings.append(fallback_warning(untrusted, answer, options.fallback))
+        warnings.append(fallback_warning(untrusted, answer, options.fallback, replaceable))
     if warnings:
         extra["warnings"] = warnings
     return extra

@@ -102,7 +102,7 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
               packaged=PACKAGE / "separators" / "flowsep" / "weights" / "flowsep-mini.safetensors",
               note="trained by this project on its open corpus; see docs/flowsep.md", default=True),
     ModelFile("audiosep-mini", "audiosep-mini.safetensors", "separate (audiosep, offline default)", None,
-              "1e1d82169c2ae90346c854bd21f3891360787435e625906ca30531824bca9623", None,
+              "a93c797cfe2275aad6688be8681e02162f95d4707a5fa734e824f38abddabd6b", None,
               packaged=PACKAGE / "separators" / "audiosep" / "weights" / "audiosep-mini.safetensors",
               note="trained by this project on its open corpus; see docs/audiosep.md", default=True),
     ModelFile("minilm", "model", "map_query and mini separators (text encoder, offline default)", None,

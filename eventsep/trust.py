@@ -74,23 +74,27 @@ def card_classes(separator: str) -> set[str] | None:
 
 
 def distrust(described: np.ndarray, mixture: np.ndarray, followed: list[dict], separators: list[str],
-             detected: bool, remove: bool) -> str | None:
-    """Why the separators' estimate of the described sound cannot be trusted, or None.
+             detected: bool, remove: bool) -> tuple[str | None, bool]:
+    """(why the separators' estimate of the described sound cannot be trusted, or None; whether the fallback
+    replaces it).
 
     `followed`: the classes the mask follows (the query's best class first); `detected`: whether the detector
     found an event of them. The estimate is near-silent (QUIET_DB below the mixture) while the detector finds
-    the sound or a keep query asks for it; or the query's best class (with its ancestors and descendants in the ontology) is outside every separator's card."""
+    the sound or a keep query asks for it: replaced. Or the query's best class (with its ancestors and
+    descendants in the ontology) is outside every separator's card: announced only, the answer stays the
+    separator's (docs/trust.md: since the mini AudioSep has heard recordings, replacing those answers by the
+    gated mixture lost 3 to 17 dB on most such real items)."""
     name = followed[0]["name"] if followed else "the query"
     level = level_db(described, mixture)
     if level < -QUIET_DB and (detected or not remove):
         why = "the detector finds it" if detected else "the query asks for it"
-        return f"the separator's answer for {name!r} is {-level:.0f} dB below the mixture while {why}"
+        return f"the separator's answer for {name!r} is {-level:.0f} dB below the mixture while {why}", True
     if followed:
         cards = {s: card_classes(s) for s in separators}
         if cards and all(classes is not None and not kin(name) & classes for classes in cards.values()):
             return (f"{name!r} is outside the classes the separator was trained on "
-                    f"(model card of {', '.join(cards)})")
-    return None
+                    f"(model card of {', '.join(cards)})"), False
+    return None, False
 
 
 def detector_gate(gain: np.ndarray, floor: float) -> np.ndarray:
@@ -119,8 +123,10 @@ def choose(untrusted: str | None, fallback: str, remove: bool, mixture: np.ndarr
     return GATED, gated
 
 
-def fallback_warning(reason: str, answer: str, fallback: str) -> str:
+def fallback_warning(reason: str, answer: str, fallback: str, replaceable: bool = True) -> str:
     """The one warning line of an untrusted answer, saying which answer was given."""
+    if not replaceable:
+        return f"{reason}: answering with the separator's output, which may miss or mistake the sound"
     if answer == GATED:
         return f"{reason}: answering with the mixture gated by the detector instead"
     if answer == MIXTURE:

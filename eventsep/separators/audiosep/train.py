@@ -23,8 +23,10 @@ from .network import ResUNet30, ResUNetConfig
 # 16 ms hop: a quarter of the official frames per second, which is what makes CPU training feasible.
 MINI = ResUNetConfig(widths=(12, 24, 48, 96, 128, 128), condition_size=384, n_fft=512, hop=256,
                      sample_rate=16000)
-# the recipe of the packaged weights since step 7428: `eventsep train audiosep-mini` continues with it
-DEFAULTS = TrainConfig(train_seeds=(0, 2000), mask_weight=1.0, final_learning_rate=1e-5)
+# the recipe of the packaged weights' last round (from step 13434: half the items recorded, warm-started at a
+# rate of 5e-4 annealed to 1e-5): `eventsep train audiosep-mini` continues with it (docs/audiosep.md)
+DEFAULTS = TrainConfig(train_seeds=(0, 2000), mask_weight=1.0, learning_rate=5e-4, final_learning_rate=1e-5,
+                       recorded_share=0.5)
 
 
 def loss_fn(estimate: torch.Tensor, target: torch.Tensor, config: ResUNetConfig, spectral_weight: float,
