@@ -1,6 +1,7 @@
 """The open corpus: deterministic by seed, exact ground truth, labels that exist in AudioSet."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,12 +89,16 @@ def test_every_synthetic_voice_speaks(corpus_cache, label):
     assert voices_seen == set(SPEAKERS[label])
 
 
-def test_corpus_command_writes_an_evaluation_manifest(corpus_cache, tmp_path):
+def test_corpus_command_writes_an_evaluation_manifest(corpus_cache, tmp_path, monkeypatch):
     from eventsep.evaluate import read_manifest
     from flows.cli import EXIT_OK, main
 
-    assert main(["corpus", str(tmp_path / "set"), "--seeds", "7-8"]) == EXIT_OK
+    monkeypatch.chdir(tmp_path)  # an output folder named relative to the working folder, as people type it
+    assert main(["corpus", "set", "--seeds", "7-8"]) == EXIT_OK
+    stored = json.loads((tmp_path / "set" / "manifest.json").read_text())["items"][0]
+    assert stored["mixture"] == "mix00007.mixture.flac"  # relative to the manifest's folder
     items = read_manifest(tmp_path / "set" / "manifest.json")
+    assert Path(items[0].mixture).is_file() and Path(items[0].reference).is_file()
     assert [i.id for i in items] == ["mix00007", "mix00008"]
     meta = json.loads((tmp_path / "set" / "mix00007.json").read_text())
     first = items[0]

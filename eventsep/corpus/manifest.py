@@ -33,7 +33,9 @@ def write_manifest(items: list[dict], path: str | Path) -> Path:
 def synthetic_item(paths: dict[str, Path]) -> dict:
     """The manifest item of one mixture written by `write_mixture`: its first prompt is the query."""
     meta = json.loads(Path(paths["meta"]).read_text())
-    return {"id": Path(paths["meta"]).stem, "mixture": str(paths["mixture"]), "reference": str(paths["target"]),
+    # absolute here: the manifest writer makes them relative to the manifest's folder, whatever the working folder
+    return {"id": Path(paths["meta"]).stem, "mixture": str(Path(paths["mixture"]).resolve()),
+            "reference": str(Path(paths["target"]).resolve()),
             "query": meta["prompts"][0], "onset": meta["onset"], "offset": meta["offset"],
             "kind": KIND_OF_FAMILY[ALL_KINDS[meta["target_kind"]].family], "class": meta["target_label"]}
 
