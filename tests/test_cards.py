@@ -52,8 +52,10 @@ def test_mini_cards_count_the_target_clips_of_their_training_seeds(corpus_cache)
 
 
 def test_render_says_not_measured_where_nothing_was_measured():
+    text = cards.render({**card_with(synthetic=-4.8), "classes": {"Dog": 3}})
+    assert "real: not measured" in text and "synthetic all         -4.80 dB / -4.80 dB, n = 20" in text
     text = cards.render(cards.load_card("flowsep-mini"))
-    assert "real: not measured" in text
+    assert "real      all         -6.25 dB / -5.69 dB, n = 48" in text
     text = cards.render(cards.load_card("audiosep-mini"))
     assert "real      all         +4.97 dB / +6.61 dB, n = 48" in text
     assert "Accordion: 115 clips" in text
@@ -64,7 +66,7 @@ def test_render_says_not_measured_where_nothing_was_measured():
 def test_models_card_command(capsys):
     assert main(["models", "card", "flowsep-mini"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert out.startswith("model card: flowsep-mini") and "-7.37 dB" in out
+    assert out.startswith("model card: flowsep-mini") and "-6.25 dB" in out
     assert main(["models", "card", "no-such-model"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()
     assert "no model card named 'no-such-model'" in err and len(err.splitlines()) == 1
