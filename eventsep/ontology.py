@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 NUM_CLASSES = 527
 
@@ -18,9 +17,20 @@ class AudioSetClass:
 
 
 @lru_cache(maxsize=1)
+def ontology_entries() -> tuple[dict, ...]:
+    """Every entry of the AudioSet ontology (eventsep/data/ontology.json, CC BY-SA 4.0): id, name, description,
+    child_ids, ..."""
+    from .data import read_json
+
+    return tuple(read_json("ontology.json"))
+
+
+@lru_cache(maxsize=1)
 def classes() -> tuple[AudioSetClass, ...]:
     """All 527 classes; position i holds the class of output column i."""
-    text = resources.files("eventsep.data").joinpath("audioset_classes.csv").read_text("utf-8")
+    from .data import read_text
+
+    text = read_text("audioset_classes.csv")
     rows = list(csv.DictReader(text.splitlines()))
     table = tuple(AudioSetClass(int(r["index"]), r["mid"], r["display_name"]) for r in rows)
     if len(table) != NUM_CLASSES or any(c.index != i for i, c in enumerate(table)):

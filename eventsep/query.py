@@ -12,7 +12,6 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from .atomic import atomic_file
 from .config import QueryParams
-from .ontology import AudioSetClass, by_name, classes
+from .ontology import AudioSetClass, by_name, classes, ontology_entries
 
 
 @runtime_checkable
@@ -250,7 +249,9 @@ def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict:
 
 @lru_cache(maxsize=1)
 def _alias_file() -> dict:
-    text = resources.files("eventsep.data").joinpath("aliases.json").read_text("utf-8")
+    from .data import read_text
+
+    text = read_text("aliases.json")
     return json.loads(text, object_pairs_hook=_reject_duplicates)
 
 
@@ -419,7 +420,7 @@ def _sung(speech: set[int], words: list[str]) -> set[int]:
     """A person who sings is heard singing: "the lullaby mom sings" → Female singing, not Female speech."""
     if not _SINGING_WORDS.intersection(words):
         return speech
-    names = {c.index: c.name for c in classes()}
+    names = [c.name for c in classes()]  # position i holds class i
     return {by_name(_SINGING_OF[names[i]]).index if names[i] in _SINGING_OF else i for i in speech}
 
 
@@ -452,8 +453,7 @@ def _most_specific(speech: set[int]) -> set[int]:
 @lru_cache(maxsize=1)
 def descriptions() -> dict[str, str]:
     """MID → the class's description in the AudioSet ontology (eventsep/data/ontology.json, CC BY-SA 4.0)."""
-    text = resources.files("eventsep.data").joinpath("ontology.json").read_text("utf-8")
-    return {entry["id"]: " ".join(entry["description"].split()) for entry in json.loads(text)}
+    return {entry["id"]: " ".join(entry["description"].split()) for entry in ontology_entries()}
 
 
 def label_texts() -> tuple[list[str], np.ndarray]:

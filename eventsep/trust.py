@@ -3,9 +3,7 @@ outside its model card) and what is answered instead: by default the mixture gat
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 import numpy as np
@@ -35,7 +33,9 @@ def level_db(estimate: np.ndarray, mixture: np.ndarray) -> float:
 @lru_cache(maxsize=1)
 def _family_tree() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """AudioSet ontology (eventsep/data/ontology.json) as {name: child names} and {name: parent names}."""
-    entries = json.loads((resources.files("eventsep.data") / "ontology.json").read_text())
+    from .ontology import ontology_entries
+
+    entries = ontology_entries()
     name_of = {entry["id"]: entry["name"] for entry in entries}
     children = {entry["name"]: [name_of[c] for c in entry["child_ids"] if c in name_of] for entry in entries}
     parents: dict[str, list[str]] = {}

@@ -168,9 +168,9 @@ def synthetic_plan(count: int = 48) -> dict:
 
 def committed_synthetic_plan() -> dict:
     """The plan of the committed synthetic development set (`eventsep/data/dev_synthetic.json`)."""
-    from importlib import resources
+    from ..data import read_json
 
-    return json.loads(resources.files("eventsep.data").joinpath("dev_synthetic.json").read_text("utf-8"))
+    return read_json("dev_synthetic.json")
 
 
 def write_synthetic_set(plan: dict, folder: str | Path) -> Path:

@@ -8,13 +8,12 @@ is -5, 0 or +5 dB, and every fourth item is a removal request.
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import write_audio
+from ..data import read_json
 from .manifest import write_manifest
 from .mixtures import FADE_SECONDS, Mixture
 from .recorded import FAMILIES, Unit, catalogue, clip, is_generated, prompt_phrases, render_generated, units
@@ -186,7 +185,7 @@ def plan_set(seeds, *, sample_rate: int = 32000, seconds: float = 10.0) -> dict:
 
 def committed_plan() -> dict:
     """The plan of the committed real development set (`eventsep/data/dev_real.json`)."""
-    return json.loads(resources.files("eventsep.data").joinpath("dev_real.json").read_text("utf-8"))
+    return read_json("dev_real.json")
 
 
 def write_set(plan: dict, folder: str | Path) -> Path:
