@@ -3,7 +3,10 @@
 patch-set instruments are counted as units (they are rendered on demand, so they have no fixed length).
 
     PYTHONPATH=. python3 scripts/corpus_classes.py > table.md     (decodes every file once: minutes; cached afterwards)
+    PYTHONPATH=. python3 scripts/corpus_classes.py training-only   (the optional TRAINING_ONLY packages' clips alone)
 """
+
+import sys
 
 from collections import defaultdict
 
@@ -13,9 +16,27 @@ from eventsep.corpus.mixtures import FAMILY_OF
 RATE = 32000
 
 
+def training_only() -> None:
+    """Clips and seconds per class of the packages only training uses (0ad-data), when installed."""
+    table = defaultdict(lambda: [0, 0.0, 0])
+    for unit in recorded.catalogue():
+        if unit.key.startswith(recorded.TRAINING_ONLY):
+            samples = recorded.clip(unit, RATE)
+            row = table[(unit.family, unit.label)]
+            row[0 if len(samples) else 2] += 1
+            row[1] += len(samples) / RATE
+    print("| class | family | clips | s | dropped (silent) |\n|---|---|---:|---:|---:|")
+    for (family, label), (clips, seconds, dropped) in sorted(table.items()):
+        print(f"| {label} | {family} | {clips} | {seconds:.0f} | {dropped} |")
+    print(f"| **all {len(table)} classes** | | {sum(r[0] for r in table.values())} | "
+          f"{sum(r[1] for r in table.values()):.0f} | {sum(r[2] for r in table.values())} |")
+
+
 def main() -> None:
     table = defaultdict(lambda: {"family": "", "train": [0, 0.0, 0], "held_out": [0, 0.0, 0], "dropped": 0})
     for unit in recorded.catalogue():
+        if unit.key.startswith(recorded.TRAINING_ONLY):  # optional, training only: `training-only` lists them
+            continue
         row = table[unit.label]
         row["family"] = unit.family
         side = row["held_out" if recorded.held_out(unit.key) else "train"]
@@ -51,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    training_only() if sys.argv[1:] == ["training-only"] else main()

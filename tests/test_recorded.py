@@ -114,6 +114,18 @@ def test_recorded_items_balance_the_families_of_the_whole_corpus():
     assert half.sum() == pytest.approx(1.0) and half[0] > half[1] > half[2]  # the synthetic corpus is speech-poor
 
 
+def test_recorded_families_set_how_often_each_family_is_the_target():
+    from eventsep.separators.training import recorded_family
+
+    assert {recorded_family(seed, 0.5, (0, 0, 1)) for seed in range(40)} == {"environment"}
+    draws = Counter(recorded_family(seed, 0.5, (1, 1, 2)) for seed in range(4000))
+    assert draws["environment"] / 4000 == pytest.approx(0.5, abs=0.03)
+    assert draws["speech"] / 4000 == pytest.approx(0.25, abs=0.03)
+    # unset, the weights balance the whole corpus (speech most often among the recorded items)
+    balanced = Counter(recorded_family(seed, 0.5) for seed in range(4000))
+    assert balanced["speech"] > balanced["music"] > balanced["environment"]
+
+
 def test_real_mixture_is_exact_time_selective_and_at_its_snr(corpus_cache, tmp_path):
     from eventsep.audio import load_audio
 

@@ -111,10 +111,11 @@ def _prompts(label: str, templates: list[str], rng: np.random.Generator, count: 
     return [templates[int(i)].format(phrases[int(rng.integers(len(phrases)))]) for i in chosen]
 
 
-def _target_choice(seed: int, split: str, family: str | None) -> tuple[np.random.Generator, list, str, str]:
+def _target_choice(seed: int, split: str, family: str | None, training_only: bool = True
+                   ) -> tuple[np.random.Generator, list, str, str]:
     """The seeded draw that starts an item: (its generator, the units of `split`, the family, the target class)."""
     rng = np.random.default_rng([seed, 12])
-    pool = units(split)
+    pool = units(split, training_only)
     family = family or FAMILIES[seed % len(FAMILIES)]
     classes = sorted({u.label for u in pool if u.family == family})
     if not classes:
@@ -123,9 +124,9 @@ def _target_choice(seed: int, split: str, family: str | None) -> tuple[np.random
     return rng, pool, family, classes[int(rng.integers(len(classes)))]
 
 
-def target_class(seed: int, split: str, family: str | None = None) -> str:
+def target_class(seed: int, split: str, family: str | None = None, training_only: bool = True) -> str:
     """The AudioSet class of the target of `plan_item(seed, split, family=family)`, without rendering anything."""
-    return _target_choice(seed, split, family)[3]
+    return _target_choice(seed, split, family, training_only)[3]
 
 
 def plan_item(seed: int, split: str, *, sample_rate: int = 32000, seconds: float = 10.0,

@@ -136,11 +136,13 @@ def catalogue() -> tuple[Unit, ...]:
     return tuple(units.values())
 
 
-def units(split: str) -> list[Unit]:
-    """The units of `split`: "train", "held_out" or "all"."""
+def units(split: str, training_only: bool = True) -> list[Unit]:
+    """The units of `split`: "train", "held_out" or "all"; without the TRAINING_ONLY packages' units when
+    `training_only` is False (what training drew from before they were installed)."""
     if split not in ("train", "held_out", "all"):
         raise ValueError(f"split must be train, held_out or all, got {split!r}")
-    return [u for u in catalogue() if split == "all" or held_out(u.key) == (split == "held_out")]
+    return [u for u in catalogue() if (split == "all" or held_out(u.key) == (split == "held_out"))
+            and (training_only or not u.key.startswith(TRAINING_ONLY))]
 
 
 # --- clips of file units: decoded, resampled (soxr), silence trimmed, loudness normalised ---

@@ -39,6 +39,9 @@ class TrainConfig:
     # share of the items made of recorded sources (eventsep/corpus/real.py): training items from the units
     # of the training split, validation items from held-out units; the rest are synthetic corpus items
     recorded_share: float = 0.0
+    # how often recorded items take a speech, music or environment target; None: whatever makes all the items
+    # (synthetic and recorded) a third of each family (recorded_family_weights)
+    recorded_families: tuple[float, float, float] | None = None
 
 
 # registry name of the packaged weights -> the module whose train(folder, minutes, config, ...) and
@@ -98,30 +101,36 @@ def recorded_family_weights(recorded_share: float) -> np.ndarray:
     return wanted / wanted.sum() if wanted.sum() > 0 else np.full(3, 1 / 3)
 
 
-def recorded_family(seed: int, recorded_share: float) -> str:
-    """The family of the target of recorded training item `seed` (a fixed draw per seed)."""
+def recorded_family(seed: int, recorded_share: float, families: tuple[float, float, float] | None = None) -> str:
+    """The family of the target of recorded training item `seed` (a fixed draw per seed), drawn with the weights
+    `families` (speech, music, environment) or, when None, with `recorded_family_weights(recorded_share)`."""
     from ..corpus.recorded import FAMILIES
 
-    weights = recorded_family_weights(recorded_share)
+    weights = (np.asarray(families, float) / sum(families) if families is not None
+               else recorded_family_weights(recorded_share))
     return FAMILIES[int(np.random.default_rng([seed, 32]).choice(len(FAMILIES), p=weights))]
 
 
-def target_classes(seeds: range, recorded_share: float = 0.0, split: str = "train") -> dict[str, int]:
+def target_classes(seeds: range, recorded_share: float = 0.0, split: str = "train",
+                   families: tuple[float, float, float] | None = None, training_only: bool = True
+                   ) -> dict[str, int]:
     """Target clips per AudioSet display name over corpus items `seeds` (what a model card lists), counted
-    without rendering: the synthetic item's first draw, or the recorded item's target class."""
+    without rendering: the synthetic item's first draw, or the recorded item's target class (`training_only`
+    False: as drawn without the TRAINING_ONLY packages, e.g. for a round trained before 0ad-data was installed)."""
     from collections import Counter
 
     from ..corpus import ALL_KINDS
     from ..corpus.mixtures import target_kind_of
     from ..corpus.real import target_class
 
-    counts = Counter(target_class(seed, split, recorded_family(seed, recorded_share))
+    counts = Counter(target_class(seed, split, recorded_family(seed, recorded_share, families), training_only)
                      if is_recorded(seed, recorded_share) else ALL_KINDS[target_kind_of(seed)].label for seed in seeds)
     return dict(sorted(counts.items()))
 
 
 def corpus_items(seeds: range, seconds: float, sample_rate: int, recorded_share: float = 0.0,
-                 split: str = "train") -> dict[str, np.ndarray | list]:
+                 split: str = "train", families: tuple[float, float, float] | None = None
+                 ) -> dict[str, np.ndarray | list]:
     """Corpus items of `seeds`: synthetic, or, for a `recorded_share` of the seeds, recorded sources of `split`."""
     from ..corpus import make_mixture
     from ..corpus.real import recorded_mixture
@@ -130,7 +139,7 @@ def corpus_items(seeds: range, seconds: float, sample_rate: int, recorded_share:
     for seed in seeds:
         if is_recorded(seed, recorded_share):
             item = recorded_mixture(seed, split=split, sample_rate=sample_rate, seconds=seconds,
-                                    family=recorded_family(seed, recorded_share))
+                                    family=recorded_family(seed, recorded_share, families))
         else:
             item = make_mixture(seed, sample_rate=sample_rate, seconds=seconds)
         targets.append(item.target)
@@ -162,15 +171,21 @@ def training_data(folder: Path, config: TrainConfig, sample_rate: int) -> Traini
     spec = {"train_seeds": list(config.train_seeds), "validation_seeds": list(config.validation_seeds),
             "item_seconds": config.item_seconds, "sample_rate": sample_rate}
     if config.recorded_share:  # absent at 0, so that folders rendered before recorded sources stay valid
+        from ..corpus.recorded import units
+
         spec["recorded_share"] = config.recorded_share
+        # the training split grows when an optional package is installed (0ad-data): render again then
+        spec["recorded_units"] = len(units("train"))
+    if config.recorded_families is not None:
+        spec["recorded_families"] = list(config.recorded_families)
     meta = json.loads((folder / "data.json").read_text()) if data_path.exists() else {}
     if meta.get("spec") == spec:
         arrays = dict(np.load(data_path, allow_pickle=False))
     else:  # absent, or rendered for other seeds, lengths, rate or share: render again
         train_items = corpus_items(range(*config.train_seeds), config.item_seconds, sample_rate,
-                                   config.recorded_share, "train")
+                                   config.recorded_share, "train", config.recorded_families)
         valid_items = corpus_items(range(*config.validation_seeds), config.item_seconds, sample_rate,
-                                   config.recorded_share, "held_out")
+                                   config.recorded_share, "held_out", config.recorded_families)
         texts, vectors = embed_prompts(train_items["prompts"] + valid_items["prompts"])
         arrays = {"target": train_items["target"], "interferer": train_items["interferer"],
                   "valid_target": valid_items["target"], "valid_interferer": valid_items["interferer"],
