@@ -197,6 +197,19 @@ def check_whole(path: str | os.PathLike) -> None:
         raise AudioError(name, f"truncated (decoded {frames} of {declared_frames} frames)")
 
 
+ENERGY_BLOCK = 1 << 20
+
+
+def energy(samples: np.ndarray) -> float:
+    """Sum of squares in float64, a block at a time (a whole float64 square of an hour at 32 kHz is 922 MB)."""
+    flat = np.asarray(samples).reshape(-1)
+    total = 0.0
+    for start in range(0, len(flat), ENERGY_BLOCK):
+        block = flat[start:start + ENERGY_BLOCK].astype(np.float64)
+        total += float(np.dot(block, block))
+    return total
+
+
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Band-limited resampling (soxr "HQ") of (n,) or (n, channels); the same array when the rates are equal.
 
@@ -218,6 +231,7 @@ def _quantised(samples: np.ndarray, bits: int) -> np.ndarray:
 
 
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # sndfile.h
+WRITE_BLOCK = 1 << 18  # frames per block written
 
 
 def _without_peak_chunk(out: soundfile.SoundFile) -> None:
@@ -245,15 +259,19 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     data = np.asarray(samples, dtype=np.float32)
     if data.ndim not in (1, 2):
         raise AudioError(path, f"samples must have shape (n,) or (n, channels), got {data.shape}")
-    if not np.isfinite(data).all():
-        raise AudioError(path, "refusing to write NaN or Inf samples")
-    if subtype in _PCM_BITS:
-        data = _quantised(data, _PCM_BITS[subtype])
-    elif subtype not in ("FLOAT", "DOUBLE"):
-        data = np.clip(data, -1.0, 1.0)
+    # checked, converted and written a block at a time: an hour's quantisation would otherwise hold several
+    # whole-length int64/float64 copies; a bad block aborts the temporary file, never `path`
     with atomic_file(path) as temporary, open(temporary, "xb") as handle:
         channels = 1 if data.ndim == 1 else data.shape[1]
         with soundfile.SoundFile(handle, "w", rate, channels, subtype=subtype, format=file_format) as out:
             _without_peak_chunk(out)
-            out.write(data)
+            for start in range(0, max(len(data), 1), WRITE_BLOCK):
+                block = data[start:start + WRITE_BLOCK]
+                if not np.isfinite(block).all():
+                    raise AudioError(path, "refusing to write NaN or Inf samples")
+                if subtype in _PCM_BITS:
+                    block = _quantised(block, _PCM_BITS[subtype])
+                elif subtype not in ("FLOAT", "DOUBLE"):
+                    block = np.clip(block, -1.0, 1.0)
+                out.write(block)
     return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .audio import resample
+from .audio import energy, resample
 from .config import FusionParams
 
 # soxr's passband ends a little below Nyquist: above this fraction of it a resampled estimate is empty.
@@ -85,8 +85,8 @@ def shift(signal: np.ndarray, lag: int, length: int) -> np.ndarray:
 def rms_match(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     """Scale `estimate` to the RMS of `reference` (unchanged when either is silent)."""
     reference, estimate = np.asarray(reference, np.float32), np.asarray(estimate, np.float32)
-    ref_rms = float(np.sqrt(np.mean(np.square(reference, dtype=np.float64))))
-    est_rms = float(np.sqrt(np.mean(np.square(estimate, dtype=np.float64))))
+    ref_rms = float(np.sqrt(energy(reference) / max(reference.size, 1)))
+    est_rms = float(np.sqrt(energy(estimate) / max(estimate.size, 1)))
     if ref_rms == 0.0 or est_rms == 0.0:
         return estimate
     return (estimate * (ref_rms / est_rms)).astype(np.float32)

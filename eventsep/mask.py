@@ -177,7 +177,7 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
 
     events: list[Event] = []
     note = None
-    indicator = np.ones(num_samples, dtype=np.float32)  # 0..1 before the floor is applied
+    indicator = None  # 0..1 before the floor is applied; None: 1 everywhere (made only when it is needed)
     frames = None
     if use_sed:
         probs = _checked_probs(probs)
@@ -203,14 +203,17 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
         dropped = _drop_short_runs(active, params.min_event_seconds * frame_rate)
         frame_times = np.arange(frames) / frame_rate
         half = 0.5 / frame_rate
-        regions = np.zeros(num_samples, dtype=np.float32)
+        # the whole-length 0/1 regions only where the gain uses them (hard, or soft inside hysteresis regions)
+        regions = (np.zeros(num_samples, dtype=np.float32)
+                   if params.mode == "hard" or params.smoothing == "hysteresis" else None)
         for start, stop in runs(active):
             # Frame t stands for [t - ½, t + ½) frames; the first and last frames reach the recording's ends.
             onset = 0.0 if start == 0 else max(0.0, frame_times[start] - half)
             offset = duration if stop == frames else min(duration, frame_times[stop - 1] + half)
             if offset <= onset:
                 continue
-            regions[int(round(onset * sample_rate)):int(round(offset * sample_rate))] = 1.0
+            if regions is not None:
+                regions[int(round(onset * sample_rate)):int(round(offset * sample_rate))] = 1.0
             events.append(Event(round(onset, 4), round(offset, 4), label, float(raw_track[start:stop].max())))
         if params.mode == "hard":
             indicator = regions
@@ -232,18 +235,24 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
         if params.spans_mode == "replace":
             indicator = spans
         elif use_sed:
-            indicator = np.maximum(indicator, spans)
+            indicator = np.maximum(indicator, spans, out=spans)
 
-    gain = (params.floor + (1.0 - params.floor) * indicator).astype(np.float32)
+    # in place from here on (the indicator was made here: regions, spans or interpolated): at an hour of 32 kHz
+    # audio each whole-length float32 array is 461 MB
+    gain = np.ones(num_samples, np.float32) if indicator is None else np.asarray(indicator, dtype=np.float32)
+    if params.floor:
+        gain *= 1.0 - params.floor
+        gain += params.floor
     if frames is None:
         frames = np.asarray(probs).shape[0] if np.ndim(probs) >= 1 else 0
     frame_samples = np.clip(np.round(np.arange(frames) / frame_rate * sample_rate).astype(np.int64),
                             0, num_samples - 1)
     frame_gain = gain[frame_samples].astype(np.float32)
     fade = max(1, int(round(params.fade_ms / 1000 * sample_rate)))
-    gain = np.clip(box_filter(gain, fade), 0.0, 1.0)
+    gain = box_filter(gain, fade)
+    np.clip(gain, 0.0, 1.0, out=gain)
     events.sort(key=lambda e: (e.onset, e.offset))
-    return MaskResult(gain.astype(np.float32), int(sample_rate), frame_gain, events, note)
+    return MaskResult(gain, int(sample_rate), frame_gain, events, note)
 
 
 def apply_gain(audio: np.ndarray, gain: np.ndarray) -> np.ndarray:

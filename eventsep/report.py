@@ -36,13 +36,15 @@ def _figure(rows: int):
     return figure, figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
 
 
-def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray]], sample_rate: int,
-                 track: dict | None = None, gain: np.ndarray | None = None, threshold: float | None = None,
+def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray | tuple[np.ndarray, ...]]],
+                 sample_rate: int, track: dict | None = None, gain: np.ndarray | None = None,
+                 threshold: float | None = None,
                  span: tuple[float | None, float | None] = (None, None)) -> Path:
     """One PNG: a spectrogram per (title, samples) panel on one colour scale (the first panel's peak), then
     the detector's probability of the followed classes with θ, the mask's gain and the wanted sound's span."""
     figure, axes = _figure(len(panels) + 1)
-    duration = len(panels[0][1]) / sample_rate
+    first = panels[0][1]
+    duration = len(first[0] if isinstance(first, tuple) else first) / sample_rate
     peak = None
     for ax, (title, samples) in zip(axes, panels):
         level = spectrogram_db(samples)
@@ -75,22 +77,31 @@ def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray]], 
     return write_bytes(path, png_bytes(figure))
 
 
-def spectrogram_db(samples: np.ndarray, fft: int = SPECTROGRAM_FFT, columns: int = SPECTROGRAM_COLUMNS
-                   ) -> np.ndarray:
+def spectrogram_db(samples: np.ndarray | tuple[np.ndarray, ...], fft: int = SPECTROGRAM_FFT,
+                   columns: int = SPECTROGRAM_COLUMNS) -> np.ndarray:
     """Power in dB, (fft // 2 + 1, frames), of Hann-windowed frames every fft/2 samples, or sparser so that
     there are at most `columns` frames: a picture of an hour costs what one of 2 minutes does (the frames are
-    a strided view of the samples; only the chosen ones are windowed and transformed, in float32)."""
-    samples = np.asarray(samples, np.float32)
-    if samples.ndim == 2:  # several channels: the picture shows their mean
-        samples = samples.mean(axis=1, dtype=np.float32)
-    if len(samples) < fft:
-        samples = np.pad(samples, (0, fft - len(samples)))
-    hop = max(fft // 2, -(-(len(samples) - fft + 1) // columns))
-    frames = np.lib.stride_tricks.sliding_window_view(samples, fft)[::hop]
-    power = np.empty((fft // 2 + 1, len(frames)), np.float32)
+    a strided view of the samples; only the chosen ones are windowed and transformed, in float32).
+
+    `samples`: (n,), (n, channels) (the picture shows the channels' mean), or a tuple of such arrays of one
+    shape, drawn as their sum (the mixture as target + residual) without a whole-length sum being made."""
+    parts = [np.asarray(part, np.float32) for part in (samples if isinstance(samples, tuple) else (samples,))]
+    length = len(parts[0])
+    if any(part.shape != parts[0].shape for part in parts):
+        raise ValueError(f"the parts of a spectrogram differ in shape: {[part.shape for part in parts]}")
+    if length < fft:
+        parts = [np.pad(part, [(0, fft - length)] + [(0, 0)] * (part.ndim - 1)) for part in parts]
+    hop = max(fft // 2, -(-(max(length, fft) - fft + 1) // columns))
+    # (frames, fft) or (frames, channels, fft): views, nothing copied
+    views = [np.lib.stride_tricks.sliding_window_view(part, fft, axis=0)[::hop] for part in parts]
+    count = len(views[0])
+    power = np.empty((fft // 2 + 1, count), np.float32)
     window = np.hanning(fft).astype(np.float32)
-    for start in range(0, len(frames), 512):  # blocks: the windowed copy stays small
-        spectrum = np.fft.rfft(frames[start:start + 512] * window, axis=1)
+    for start in range(0, count, 512):  # blocks: the windowed copy stays small
+        block = sum(view[start:start + 512] for view in views)
+        if block.ndim == 3:
+            block = block.mean(axis=1, dtype=np.float32)
+        spectrum = np.fft.rfft(block * window, axis=1)
         power[:, start:start + 512] = (spectrum.real ** 2 + spectrum.imag ** 2).T
     return 10 * np.log10(power + 1e-20)  # digital silence draws as the floor of the scale
 
@@ -244,7 +255,7 @@ def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: 
     (the mixture's player links to `audio_path` relative to it)."""
     folder = Path(folder)
     picture = folder / f"{stem}.report.png"
-    mixture = result.target + result.residual
+    mixture = (result.target, result.residual)  # summed frame by frame in the picture, never as a whole
     options = result.options
     threshold = options["mask"]["threshold"] if options["mask"]["mode"] != "off" else None
     overview_png(picture, [("mixture", mixture), ("target (the answer)", result.target),

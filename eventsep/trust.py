@@ -23,8 +23,9 @@ Fallback = Literal["gated", "gated-all", "off"]
 
 def level_db(estimate: np.ndarray, mixture: np.ndarray) -> float:
     """Energy of `estimate` relative to `mixture`, in dB (-inf for digital silence)."""
-    mixture_energy = float(np.sum(np.square(mixture, dtype=np.float64)))
-    energy = float(np.sum(np.square(estimate, dtype=np.float64)))
+    from .audio import energy as sum_of_squares
+
+    mixture_energy, energy = sum_of_squares(mixture), sum_of_squares(estimate)
     if mixture_energy <= 0.0:
         return 0.0
     return float("-inf") if energy <= 0.0 else 10.0 * np.log10(energy / mixture_energy)
@@ -105,17 +106,18 @@ def detector_gate(gain: np.ndarray, floor: float) -> np.ndarray:
     return np.clip((gain - floor) / (1.0 - floor), 0.0, 1.0).astype(np.float32)
 
 
-def choose(untrusted: str | None, fallback: str, remove: bool, mixture: np.ndarray, gain: np.ndarray
-           ) -> tuple[str, np.ndarray | None]:
+def choose(untrusted: str | None, fallback: str, remove: bool, mixture: np.ndarray, mask_gain: np.ndarray,
+           floor: float) -> tuple[str, np.ndarray | None]:
     """Which answer replaces an untrusted separator's (SEPARATOR: none, with None) and the described sound it
-    stands for: GATED, the mixture gated by `gain`, the detector's gate (a removal's answer is then the mixture gated by
-    1 - gain); MIXTURE where that gated answer would say nothing (a keep answer QUIET_DB below the mixture, a removal
-    where the gate is open everywhere and nothing would remain): the mixture kept whole (a removal removes
-    nothing)."""
+    stands for: GATED, the mixture gated by the detector's gate (`detector_gate(mask_gain, floor)`; a removal's
+    answer is then the mixture gated by 1 - gate); MIXTURE where that gated answer would say nothing (a keep answer
+    QUIET_DB below the mixture, a removal where the gate is open everywhere and nothing would remain): the mixture
+    kept whole (a removal removes nothing). The gate, a whole-length array, is only made when it is used."""
     if not untrusted or fallback == "off" or (remove and fallback != "gated-all"):
         return SEPARATOR, None
     from .mask import apply_gain
 
+    gain = detector_gate(mask_gain, floor)
     gated = apply_gain(mixture, gain)
     # a keep answer this quiet says nothing; a quiet removal can be right (a loud sound removed), an empty one not
     if (np.min(gain) >= 1.0) if remove else level_db(gated, mixture) < -QUIET_DB:

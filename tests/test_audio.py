@@ -8,7 +8,7 @@ import pytest
 import soundfile
 
 import eventsep.audio as audio_module
-from eventsep.audio import Audio, AudioError, audio_from_array, load_audio, resample, write_audio
+from eventsep.audio import Audio, AudioError, audio_from_array, energy, load_audio, resample, write_audio
 
 
 def sine(freq, seconds, rate, amplitude=0.5):
@@ -280,6 +280,42 @@ def test_write_rejects(tmp_path, name, subtype, samples, problem):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name, subtype", [("a.wav", None), ("a.flac", None), ("a.wav", "PCM_24")])
+def test_writing_in_blocks_gives_the_file_of_one_block(tmp_path, monkeypatch, name, subtype):
+    rng = np.random.default_rng(5)
+    samples = (0.5 * rng.standard_normal((3001, 2))).astype(np.float32)
+    whole = write_audio(tmp_path / "whole" / name, samples, 8000, subtype=subtype)
+    monkeypatch.setattr(audio_module, "WRITE_BLOCK", 1000)  # four blocks, the last one frame long
+    blocks = write_audio(tmp_path / "blocks" / name, samples, 8000, subtype=subtype)
+    np.testing.assert_array_equal(soundfile.read(blocks, dtype="float64")[0],
+                                  soundfile.read(whole, dtype="float64")[0])
+    assert soundfile.info(blocks).frames == 3001
+
+
+def test_ogg_written_in_blocks_is_as_close_to_the_samples_as_one_block(tmp_path, monkeypatch):
+    """Vorbis encodes each write call's frames as they come, so the bytes differ with the block size; the
+    sound must not."""
+    samples = np.stack([sine(440, 0.5, 8000), sine(660, 0.5, 8000)], axis=1).astype(np.float32)
+    whole = soundfile.read(write_audio(tmp_path / "whole.ogg", samples, 8000), dtype="float64")[0]
+    monkeypatch.setattr(audio_module, "WRITE_BLOCK", 1000)
+    blocks = soundfile.read(write_audio(tmp_path / "blocks.ogg", samples, 8000), dtype="float64")[0]
+    assert blocks.shape == whole.shape == samples.shape
+    error_whole, error_blocks = (float(np.sqrt(np.mean((x - samples) ** 2))) for x in (whole, blocks))
+    assert error_blocks < 0.05 and error_blocks < 2 * error_whole + 1e-3
+
+
+def test_a_bad_sample_in_a_later_block_leaves_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.flac"
+    write_audio(target, sine(440, 0.2, 8000), 8000)
+    before = target.read_bytes()
+    monkeypatch.setattr(audio_module, "WRITE_BLOCK", 100)
+    samples = np.zeros(1000, np.float32)
+    samples[950] = np.inf
+    with pytest.raises(AudioError, match="refusing to write NaN or Inf"):
+        write_audio(target, samples, 8000)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.flac"]
+
+
 def test_write_is_atomic_when_the_writer_crashes(tmp_path, monkeypatch):
     target = tmp_path / "out.wav"
     write_audio(target, sine(440, 0.2, 8000), 8000)
@@ -301,3 +337,11 @@ def test_write_replaces_existing_file(tmp_path):
     write_audio(target, sine(880, 0.3, 8000), 8000)
     loaded = load_audio(target)
     assert len(loaded.samples) == 2400 and peak_frequency(loaded.samples, 8000) == pytest.approx(880, abs=15)
+
+
+def test_energy_in_blocks_is_the_float64_sum_of_squares(monkeypatch):
+    monkeypatch.setattr(audio_module, "ENERGY_BLOCK", 1000)
+    samples = np.random.default_rng(4).standard_normal((2501, 2)).astype(np.float32) * 3
+    assert energy(samples) == pytest.approx(float(np.sum(np.square(samples, dtype=np.float64))), rel=1e-12)
+    assert energy(samples[:, 0]) == pytest.approx(float(np.sum(samples[:, 0].astype(np.float64) ** 2)), rel=1e-12)
+    assert energy(np.zeros(0, np.float32)) == 0.0

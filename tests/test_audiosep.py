@@ -9,6 +9,7 @@ import torch
 
 from eventsep.config import SeparatorParams
 from eventsep.pretrained import (AUDIOSEP_FIXED_STFT, StrictLoadError, check_state, load_official_audiosep)
+from eventsep.separators import apply as apply_module
 from eventsep.separators.apply import apply_chunked
 from eventsep.separators.audiosep.backend import AudioSepSeparator
 from eventsep.separators.audiosep.network import OFFICIAL, ResUNet30, ResUNetConfig
@@ -102,6 +103,18 @@ def test_long_input_each_window_once_and_memory_bounded():
     windows = sum(s[0] for s in seen)
     assert windows == int(np.ceil((100_000 - 8000) / 6000)) + 1
     assert max(s[0] for s in seen) <= 4 and all(s[2] == 8000 for s in seen)
+
+
+@pytest.mark.parametrize("block", [777, 6000, 1 << 20])
+def test_weight_sums_made_block_by_block_give_the_input_back_through_an_identity(monkeypatch, block):
+    """The cross-fade weight sums are made a block at a time (no whole-length array of them): at any block
+    size, windows straddling block edges and the last window's longer overlap included, an identity model gives
+    its input back."""
+    monkeypatch.setattr(apply_module, "NORMALISE_BLOCK", block)
+    samples = np.random.default_rng(2).standard_normal(100_003).astype(np.float32)
+    np.testing.assert_allclose(apply_chunked(lambda chunks: chunks, samples, 8000, 2000), samples, atol=1e-6)
+    doubled = apply_chunked(lambda chunks: 2 * chunks, samples, 8000, 2000, batch_size=3)
+    np.testing.assert_allclose(doubled, 2 * samples, atol=2e-6)
 
 
 def test_separator_backend_works_at_any_length():

@@ -36,3 +36,18 @@ def test_a_long_recording_has_bounded_columns_and_keeps_its_sounds():
     stereo = np.stack([samples, samples], axis=1)
     assert np.allclose(spectrogram_db(stereo, columns=100), level, atol=1e-3)
     assert spectrogram_db(np.ones(10, np.float32)).shape == (SPECTROGRAM_FFT // 2 + 1, 1)
+
+
+def test_a_sum_of_parts_is_drawn_as_their_sum_would_be():
+    """The report draws the mixture as target + residual frame by frame, never as a whole-length sum."""
+    rng = np.random.default_rng(2)
+    target, residual = (rng.standard_normal(40_000).astype(np.float32) for _ in range(2))
+    np.testing.assert_allclose(spectrogram_db((target, residual), columns=50),
+                               spectrogram_db(target + residual, columns=50), atol=1e-3)
+    stereo = rng.standard_normal((40_000, 2)).astype(np.float32)
+    np.testing.assert_allclose(spectrogram_db((stereo, -0.5 * stereo), columns=50),
+                               spectrogram_db(0.5 * stereo.mean(axis=1), columns=50), atol=1e-3)
+    short = (np.ones(10, np.float32), np.ones(10, np.float32))
+    np.testing.assert_allclose(spectrogram_db(short), spectrogram_db(np.full(10, 2.0, np.float32)))
+    with pytest.raises(ValueError, match="differ in shape"):
+        spectrogram_db((target, residual[:100]))

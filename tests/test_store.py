@@ -4,6 +4,7 @@ import io
 import numpy as np
 import pytest
 
+from eventsep import store as store_module
 from eventsep.store import CorruptResult, ResultStore, StageResult, decode, encode
 
 KEY = "a" * 64
@@ -115,8 +116,13 @@ def test_a_crash_mid_write_leaves_the_old_result_whole(tmp_path, monkeypatch):
         inside = str(file).startswith(str(tmp_path))
         return CrashMidWrite(handle) if inside and ("w" in mode or "a" in mode or "+" in mode) else handle
 
+    def crashing_save_file(arrays, path, metadata=None):  # the local writer, in Rust: dies after half the file
+        with crashing_open(path, "wb") as handle:
+            handle.write(store_module.save_tensors(arrays, metadata=metadata))
+
     monkeypatch.setattr(builtins, "open", crashing_open)
     monkeypatch.setattr(io, "open", crashing_open)  # pathlib opens through io.open
+    monkeypatch.setattr(store_module, "save_file", crashing_save_file)
     newer = StageResult("sed", KEY, {"probs": np.ones((3, 4), np.float32)}, {"frame_rate": 50.0})
     with pytest.raises(OSError, match="simulated crash"):
         store.save(newer)
@@ -125,6 +131,15 @@ def test_a_crash_mid_write_leaves_the_old_result_whole(tmp_path, monkeypatch):
     assert back is not None and back.meta["frame_rate"] == 100.0
     np.testing.assert_array_equal(back["probs"], sample_result()["probs"])
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [KEY]
+
+
+def test_a_local_store_writes_the_bytes_of_encode_from_the_arrays_memory(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    big = StageResult("fuse", KEY, {"audio": np.linspace(-1, 1, 100_001, dtype=np.float32)[::-1]},
+                      {"sample_rate": 32000})  # a reversed view: not contiguous, stored as its values
+    store.save(big)
+    assert (tmp_path / "results" / KEY).read_bytes() == encode(big)
+    np.testing.assert_array_equal(store.load(KEY)["audio"], big["audio"])
 
 
 def test_one_changed_digit_in_the_metadata_is_refused_by_checksum():

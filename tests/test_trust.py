@@ -97,6 +97,26 @@ def test_a_normal_answer_carries_no_warning(cache_env, standin_options, mixture)
     np.testing.assert_allclose(result.target, apply_gain(0.5 * mixture.samples, result.gain), atol=1e-6)
 
 
+def test_a_run_frees_its_fused_audio_and_answers_as_a_kept_one_would(cache_env, standin_options, mixture):
+    """`pipeline.run` lets `finish` take the fused audio out of its stage result (one whole-length array less at
+    the peak); the answer is the one `finish` gives when the result is kept, as re-fusion does."""
+    from eventsep.api import local_runner
+    from eventsep.pipeline import RunOptions, finish
+
+    result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone",
+                               options={**standin_options, "separators": ("standin-a",)})
+    store = local_runner().store
+    fused, mask_result, mapping = (store.load(result.keys[name]) for name in ("fuse", "mask", "map_query"))
+    options = RunOptions(**{**standin_options, "separators": ("standin-a",)})
+    kept = finish(mixture, fused, mask_result, mapping, options)
+    assert "audio" in fused.arrays  # re-fusion's grid reuses it
+    taken = finish(mixture, fused, mask_result, mapping, options, consume=True)
+    assert "audio" not in fused.arrays
+    for answer in (kept, taken):
+        np.testing.assert_array_equal(answer.target, result.target)
+        np.testing.assert_array_equal(answer.residual, result.residual)
+
+
 def test_the_command_line_prints_one_warning_line_and_the_report_records_the_answer(quiet_separator, mixture,
                                                                                       cache_env, capsys):
     import json

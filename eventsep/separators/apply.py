@@ -45,8 +45,7 @@ def apply_chunked(model: Callable[[torch.Tensor], torch.Tensor], samples: np.nda
             return estimate
         overlap = min(overlap, window // 2)
         starts = window_starts(length, window, overlap)
-        output = np.zeros(length, dtype=np.float32)
-        total = np.zeros(length, dtype=np.float32)
+        output = np.zeros(length, dtype=np.float32)  # the one whole-length array made here
         for first in range(0, len(starts), batch_size):
             group = starts[first:first + batch_size]
             chunk = torch.from_numpy(np.stack([samples[s:s + window] for s in group]))[:, None]
@@ -54,9 +53,30 @@ def apply_chunked(model: Callable[[torch.Tensor], torch.Tensor], samples: np.nda
             for index, (start, estimate) in enumerate(zip(group, estimates)):
                 position = first + index
                 weights = crossfade_weights(window, overlap, position == 0, position == len(starts) - 1)
-                # the last window may overlap its predecessor by more than `overlap`; the weights still sum up
                 output[start:start + window] += estimate * weights
-                total[start:start + window] += weights
             if progress is not None:
                 progress((first + len(group)) / len(starts))
-        return output / np.maximum(total, 1e-8)
+        _divide_by_weight_sums(output, starts, window, overlap)
+        return output
+
+
+NORMALISE_BLOCK = 1 << 20
+
+
+def _divide_by_weight_sums(output: np.ndarray, starts: list[int], window: int, overlap: int) -> None:
+    """Divide `output` in place by the sum of the windows' cross-fade weights at each sample, made a block at a
+    time from the windows that reach it (the last window may overlap its predecessor by more than `overlap`, so
+    the sums are not all one), adding the weights in window order as the whole-length sum would."""
+    from bisect import bisect_right
+
+    for block_start in range(0, len(output), NORMALISE_BLOCK):
+        block_stop = min(len(output), block_start + NORMALISE_BLOCK)
+        total = np.zeros(block_stop - block_start, dtype=np.float32)
+        for position in range(bisect_right(starts, block_start - window), len(starts)):
+            start = starts[position]
+            if start >= block_stop:
+                break
+            weights = crossfade_weights(window, overlap, position == 0, position == len(starts) - 1)
+            low, high = max(start, block_start), min(start + window, block_stop)
+            total[low - block_start:high - block_start] += weights[low - start:high - start]
+        output[block_start:block_stop] /= np.maximum(total, 1e-8)

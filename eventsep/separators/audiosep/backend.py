@@ -39,7 +39,8 @@ class AudioSepSeparator:
         samples = np.asarray(samples, dtype=np.float32)
         # reflect padding of the STFT needs more than half a window of signal
         short = max(0, self.model.config.n_fft - len(samples))
-        estimate = apply_chunked(run, np.pad(samples, (0, short)), window, overlap, progress=progress)
+        estimate = apply_chunked(run, np.pad(samples, (0, short)) if short else samples, window, overlap,
+                                 progress=progress)
         return estimate[: len(samples)]
 
 
