@@ -145,6 +145,9 @@ _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
     # "the neighbor's lawnmower, please remove it", "chewing sounds, get rid of them": the pronoun is what came before
     (re.compile(rf"^(.+?)\s*[,;:]\s*(?:(?:please|pls|just|and)\s+)*(?:{_REMOVE_VERBS})\s+(?:it|them|that|this|those)"
                 r"(?:\s+(?:out|off|away))?(?:\s*,?\s*(?:please|pls|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
+    # "vacuum cleaner pls remove", "the hiss, remove please": a removal verb closing the query takes what came before
+    (re.compile(r"^(.+?)\s*[,;:]?\s*(?:(?:please|pls|plz|just|and)\s+)*(?:remove|delete|mute|erase|cut out|filter out)"
+                r"(?:\s*,?\s*(?:please|pls|plz|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
     # "turn this track into just the drums", "make it only the vocals": what it becomes is the target.
     (re.compile(r"\b(?:turn|make|convert|change)\s+(?:(?:this|that|it|the|my)\s+)?(?:\w+\s+){0,2}?into\b", re.I),
      "only"),
@@ -388,10 +391,16 @@ def _contained(phrase: str) -> tuple[set[int], float]:
     return _named_in(words, len(words) - 1)[:2]
 
 
+# Words for how a sound sounds rather than what makes it: after a named source ("the AC hum", "fridge buzzing")
+# the source is the sound meant.
+_QUALITY_WORDS = frozenset({"hum", "humming", "buzz", "buzzing", "whir", "whirring", "drone", "droning", "noise",
+                            "rumble", "rumbling", "hiss", "hissing"})
+
+
 def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
     """_contained over n-grams of up to `longest` words; the flag says the indices are speech classes."""
     for length in range(min(longest, 4), 0, -1):
-        sounds, speech, speaker = set(), set(), False
+        sounds, speech, speaker, ends = set(), set(), False, {}
         for start in range(len(words) - length + 1):
             text = " ".join(words[start:start + length])
             entry = exact_match(text)
@@ -404,8 +413,15 @@ def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
                 speech.add(entry.index) if entry.name not in GENERIC else None
             elif entry.name not in GENERIC and not _describes_speaker(words, start + length, text):
                 sounds.add(entry.index)
+                ends[start + length] = entry.index
+                if text in _QUALITY_WORDS and start in ends and ends[start] != entry.index:
+                    sounds.discard(entry.index)  # "AC hum": the source's class, not Hum
+        if sounds and speech and _SINGING_WORDS.intersection(words):
+            # "mom singing a lullaby": the person's singing, not Singing in general beside her speech
+            sounds = (sounds - {by_name("Singing").index}) | _sung(_most_specific(speech), words)
         if sounds:
-            return sounds, CONTAINED_BONUS, False
+            # beside a person ("the kids shrieking") the sound is what the person makes: it outranks their speech
+            return sounds, SPEAKER_BONUS if speech else CONTAINED_BONUS, False
         if speech:
             return _sung(_most_specific(speech), words), SPEAKER_BONUS if speaker else CONTAINED_BONUS, True
     return set(), CONTAINED_BONUS, False

@@ -46,10 +46,10 @@ FLOORS = {  # split: (top-1, top-3, negation right)
     "fresh4": (0.93, 0.96, 0.98),
     "fresh4-tune": (0.96, 0.98, 0.98),
     "fresh4-holdout": (0.90, 0.95, 0.97),  # scored once after tuning on fresh4-tune: 0.923 (docs/query.md)
-    "fresh5": (0.88, 0.94, 0.98),  # its first score, before any change: 0.893 / 0.947 / 0.992 (docs/query.md)
-    "fresh5-tune": (0.82, 0.91, 0.98),
+    "fresh5": (0.94, 0.94, 0.98),  # first score 0.893 / 0.947 / 0.992; 0.954 after tuning on fresh5-tune
+    "fresh5-tune": (0.92, 0.92, 0.98),
     "fresh5-holdout": (0.98, 0.98, 0.98),
-    "all": (0.96, 0.98, 0.99),  # 0.969 with fresh5 before tuning on it
+    "all": (0.975, 0.98, 0.99),  # 0.969 with fresh5 before tuning on it, 0.981 after
 }
 SPLITS = ("dev", "heldout", "fresh", "fresh2", "fresh3", "fresh3-tune", "fresh3-holdout", "fresh4", "fresh4-tune",
           "fresh4-holdout", "fresh5", "fresh5-tune", "fresh5-holdout", "all")
@@ -199,6 +199,8 @@ def test_hard_prompts_with_minilm(minilm, tmp_path):
     ("remove the rain but keep the thunder", (["thunder"], ["rain"], False)),
     ("the neighbor's lawnmower, please remove it", (["neighbor's lawnmower"], [], True)),
     ("chewing sounds, get rid of them", (["chewing sounds"], [], True)),
+    ("vacuum cleaner pls remove", (["vacuum cleaner"], [], True)),  # a removal verb closing the query
+    ("the hiss, remove please", (["hiss"], [], True)),
     ("the dog, and keep it", (["dog", "it"], [], False)),  # only a removal verb makes "it" a removal
     ("pls keep only the narrator", (["narrator"], [], False)),
     ("um, the audiobook reader i guess", (["audiobook reader"], [], False)),
@@ -272,6 +274,16 @@ def test_words_of_the_english_word_list_are_never_corrected(text):
     ("the lullaby mom sings at bedtime", {"Female singing"}),
     ("the little boy singing", {"Child singing"}),
     ("the live band at the wedding", {"Music"}),
+    # fresh5-tune's patterns: a sound beside a person outranks the person's speech; a person singing is heard
+    # singing even when "singing" is named; a source before a word for how it sounds is the sound meant
+    ("the toddler shrieking", {"Screaming"}),
+    ("grandpa singing in the car", {"Male singing"}),
+    ("the AC hum", {"Air conditioning"}),
+    ("the cashier calling out prices", {"Speech"}),
+    ("the couple arguing", {"Speech", "Conversation"}),
+    ("my tummy rumbling", {"Stomach rumble"}),
+    ("the keyboard clicking", {"Typing"}),
+    ("the baby babbling", {"Babbling"}),
 ])
 def test_sound_words_roles_and_requests(minilm, tmp_path, text, expected):
     mapping = Q.map_query(text, minilm, QueryParams(top_k=3), cache_dir=tmp_path)
