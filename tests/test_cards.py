@@ -76,8 +76,8 @@ def test_render_says_not_measured_where_nothing_was_measured():
     text = cards.render(cards.load_card("flowsep-mini"))
     assert "real      all         -6.25 dB / -5.69 dB, n = 48" in text
     text = cards.render(cards.load_card("audiosep-mini"))
-    assert "real      all         +4.97 dB / +6.61 dB, n = 48" in text
-    assert "Accordion: 115 clips" in text
+    assert "real      all         +5.95 dB / +6.31 dB, n = 48" in text
+    assert "Accordion: 156 clips" in text
     blank = cards.render({**card_with(), "name": "blank", "classes": {"Dog": None}})
     assert "synthetic: not measured" in blank and "Dog: clip count not known" in blank
 
