@@ -279,6 +279,10 @@ class Runner(Protocol):
 class LocalRunner:
     """Runs stages in this process: load the result by key, else compute it under a lock and store it."""
 
+    # a result is written to the store before run() returns it and kept nowhere else, so the caller may free its
+    # arrays once used (`finish(consume=True)`); a Prefect runner's task results may be persisted or reused later
+    releases_results = True
+
     def __init__(self, store: ResultStore, locks: OwnedFileLockManager):
         self.store = store
         self.locks = locks
@@ -452,7 +456,8 @@ def run(recording: Audio, query: str, options: RunOptions, runner: Runner,
                        params=options.fusion, recording=recording)
     separate_keys = {f"separate:{e.meta['separator']}": e.key for e in estimates}
     del estimates  # the separators' own outputs are not needed past fusion: freed before finish's arrays
-    result = finish(recording, fused, mask_result, mapping, options, reference, consume=True)
+    result = finish(recording, fused, mask_result, mapping, options, reference,
+                    consume=getattr(runner, "releases_results", False))
     result.keys.update({"sed": sed_result.key, **separate_keys})
     result.extra["unavailable_separators"] = reasons
     result.track = detector_track(sed_result, mask_result)
