@@ -290,6 +290,8 @@ class ItemOutcome:
     mixture: np.ndarray
     reference: np.ndarray
     sample_rate: int
+    shown: Any = None  # the answer the report draws and plays: the defaults' when scored, else `default`
+    shown_label: str = ""
 
 
 def defaults_options(options: RunOptions) -> RunOptions:
@@ -327,6 +329,7 @@ def evaluate_item(item: Item, grid: list[GridPoint], options: RunOptions, runner
                                      separator="+".join(answer.separators), fusion_mode="",
                                      mask_mode=answer.options["mask"]["mode"],
                                      threshold=answer.options["mask"]["threshold"]))
+            outcome.shown, outcome.shown_label = answer, DEFAULTS_LABEL
         return outcome
 
 
@@ -348,7 +351,8 @@ def _scored(item: Item, grid: list[GridPoint], results: list, reference: np.ndar
                          mask_mode=point.mask_mode, threshold=point.threshold))
         if point is default:
             chosen = result
-    return ItemOutcome(item, rows, chosen, recording.samples, reference, recording.sample_rate)
+    return ItemOutcome(item, rows, chosen, recording.samples, reference, recording.sample_rate, chosen,
+                       default.label())
 
 
 def _row(item: Item, result, reference: np.ndarray, recording, baseline: dict, setting: str, *, separator: str,
@@ -405,7 +409,7 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: Grid
         rows += outcome.rows
         if report:
             begun = time.perf_counter()
-            assets.append(write_item_assets(out_dir, outcome, default, with_audio=audio_items is None
+            assets.append(write_item_assets(out_dir, outcome, with_audio=audio_items is None
                                             or index < audio_items))
             render_seconds += time.perf_counter() - begun
         else:
@@ -417,6 +421,8 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: Grid
     doc = {
         "manifest": str(manifest), "items": [i.to_dict() for i in items], "note": SDR_NOTE,
         "grid": [{"setting": p.label(), **p.model_dump()} for p in grid], "default": default.label(),
+        # what the report's pictures, players and items table show: what `separate` answers, when it was scored
+        "shown": DEFAULTS_LABEL if spec.defaults else default.label(),
         "options": options.model_dump(mode="json"),
         "summary": {s: setting_summary([r for r in rows if r["setting"] == s]) for s in settings_labels},
         "gains": gains(rows, grid), "rows": rows,

@@ -311,16 +311,18 @@ def safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80] or "item"
 
 
-def write_item_assets(folder: Path, outcome, default, with_audio: bool = True) -> ItemAssets:
+def write_item_assets(folder: Path, outcome, with_audio: bool = True) -> ItemAssets:
     """The item's picture (mixture / estimate / reference spectrograms, detector curve) and, when asked,
-    its audio (default setting only) as small Ogg Vorbis files."""
+    its audio as small Ogg Vorbis files, of the answer the report shows (`outcome.shown`: what `separate`
+    answers when the evaluation scored it, else the default grid setting)."""
     from .audio import write_audio
 
-    item, result = outcome.item, outcome.default
+    item, result = outcome.item, outcome.shown
     name = safe_name(item.id)
     assets = ItemAssets(item.id, picture=f"items/{name}.png")
-    threshold = default.threshold if default.mask_mode != "off" else None
-    overview_png(folder / assets.picture, [("mixture", outcome.mixture), (f"estimate: {default.label()}",
+    mask = result.options["mask"]
+    threshold = mask["threshold"] if mask["mode"] != "off" else None
+    overview_png(folder / assets.picture, [("mixture", outcome.mixture), (f"estimate: {outcome.shown_label}",
                                            result.target), ("reference", outcome.reference)],
                  outcome.sample_rate, result.track, result.gain, threshold, (item.onset, item.offset))
     if with_audio:
@@ -338,7 +340,7 @@ def _interval(gain: dict) -> str:
 
 def evaluation_report(doc: dict, assets: list[ItemAssets], folder: str | os.PathLike) -> Path:
     folder = Path(folder)
-    summary, default = doc["summary"], doc["default"]
+    summary, default = doc["summary"], doc.get("shown", doc["default"])
     parts = ["<h1>EventSep evaluation</h1>",
              f"<p>{len(doc['items'])} items from <code>{esc(doc['manifest'])}</code>, {len(summary)} settings; "
              f"pictures and players show <b>{esc(default)}</b>.</p>", f'<p class="note">{esc(doc["note"])}</p>']
@@ -382,18 +384,20 @@ def evaluation_report(doc: dict, assets: list[ItemAssets], folder: str | os.Path
 
 
 def _items_table(doc: dict) -> str:
-    """Per item: the default setting's scores and the SI-SDRi of every source at the default mask setting."""
+    """Per item: the shown setting's scores (what `separate` answers, when scored) and the SI-SDRi of every
+    source at the default grid point's mask setting."""
+    shown = doc.get("shown", doc["default"])
     default = next(g for g in doc["grid"] if g["setting"] == doc["default"])
     same_mask = [g["setting"] for g in doc["grid"] if g["mask_mode"] == default["mask_mode"]
                  and (g["mask_mode"] == "off" or g["threshold"] == default["threshold"])
-                 and g["setting"] != doc["default"]]
+                 and g["setting"] != shown]
     rows = {(r["item"], r["setting"]): r for r in doc["rows"]}
     body = []
     for item in doc["items"]:
-        row = rows[item["id"], doc["default"]]
+        row = rows[item["id"], shown]
         body.append([item["id"], item.get("kind") or "", item.get("class") or "", item["query"], row["si_sdri"],
                      row["sdri"], row["stoi"], row["estoi"], row["outside_db"], row["silent"],
                      *(rows[item["id"], s]["si_sdri"] for s in same_mask)])
     columns = ["item", "kind", "class", "query", "SI-SDRi", "SDRi (SNR-style)", "STOI", "ESTOI",
                "outside/inside dB", "silent", *(f"SI-SDRi {s}" for s in same_mask)]
-    return (f"<h2>Items ({esc(doc['default'])}; click a column to sort)</h2>" + table(columns, body, sortable=True))
+    return f"<h2>Items ({esc(shown)}; click a column to sort)</h2>" + table(columns, body, sortable=True)

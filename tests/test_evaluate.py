@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -183,6 +184,48 @@ def test_the_defaults_row_is_what_separate_answers_with_no_option(cache_env, man
     assert doc["summary"][DEFAULTS_LABEL]["items"] == 2
     gain = next(g for g in doc["gains"] if g["kind"] == "defaults")
     assert gain["setting"] == DEFAULTS_LABEL and gain["over"] == "standin-a · mask off"
+
+
+def test_the_report_shows_what_separate_answers_when_it_was_scored(cache_env, manifest, standin_options,
+                                                                  monkeypatch):
+    """With the defaults row, the report's pictures, players and items table show that answer (what a user of
+    `eventsep separate` hears), not the grid point closest to it."""
+    from eventsep import pipeline
+    from eventsep.api import make_options
+    from eventsep.evaluate import DEFAULTS_LABEL
+    from eventsep.report import number
+
+    monkeypatch.setitem(pipeline.SEPARATORS_BY_FAMILY, "other", lambda: ("standin-b",))
+    monkeypatch.setitem(pipeline.SEPARATORS_BY_FAMILY, "speech", lambda: ("standin-a",))
+    import eventsep
+    from eventsep import report
+
+    drawn = {}
+    real_overview = report.overview_png
+
+    def recording_overview(path, panels, *args, **kwargs):  # keep the estimate each picture draws
+        drawn[os.path.basename(str(path)).rsplit(".", 1)[0]] = (panels[1][0], panels[1][1])
+        return real_overview(path, panels, *args, **kwargs)
+
+    monkeypatch.setattr(report, "overview_png", recording_overview)
+    options = make_options(standin_options, separators=("standin-a",))
+    spec = GridSpec(separators=("standin-a",), masks=("off",), baseline=False, defaults=True)
+    doc = evaluate(manifest, cache_env / "shown", spec, options, audio_items=0)
+    assert doc["shown"] == DEFAULTS_LABEL and doc["default"] == "standin-a · mask off"
+    for item in read_manifest(manifest):
+        title, estimate = drawn[item.id]
+        answer = eventsep.separate(item.mixture, item.query, encoder="standin-encoder", sed="standin-sed")
+        assert title == f"estimate: {DEFAULTS_LABEL}"
+        np.testing.assert_array_equal(estimate, answer.target)
+    page = (cache_env / "shown" / "report.html").read_text()
+    assert f"pictures and players show <b>{DEFAULTS_LABEL}</b>" in page
+    rows = {(r["item"], r["setting"]): r for r in doc["rows"]}
+    for item in ("tone0", "tone1"):
+        shown, grid = rows[item, DEFAULTS_LABEL]["si_sdri"], rows[item, "standin-a · mask off"]["si_sdri"]
+        assert f"SI-SDRi {number(shown)} dB" in page and f"SI-SDRi {number(grid)} dB" not in page
+    without = evaluate(manifest, cache_env / "grid", spec.model_copy(update={"defaults": False}), options,
+                       audio_items=0)
+    assert without["shown"] == "standin-a · mask off"
 
 
 def test_kinds_selects_items_and_refuses_unknown_or_empty_selections(cache_env, manifest, capsys):
