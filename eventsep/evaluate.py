@@ -193,18 +193,14 @@ def default_point(grid: list[GridPoint], options: RunOptions, run_separators: tu
     """The setting whose audio and pictures the report shows: what `eventsep separate` answers by default
     (`run_separators`: their fusion, or the one separator alone, with the options' mask), else the first point."""
     fused = len(run_separators) >= 2 and tuple(run_separators[:2]) == tuple(options.separators[:2])
-    mode = MASK_BY_FAMILY["other"]["mode"] if options.mask.mode == AUTO else options.mask.mode
+    auto = MASK_BY_FAMILY["other"]
+    mode = ("off" if auto.get("mask_at") == "none" else auto["mode"]) if options.mask.mode == AUTO else options.mask.mode
     wanted = GridPoint(mask_mode=mode, threshold=options.mask.threshold,
                        fusion_mode=options.fusion.mode, separator=None if fused else run_separators[0])
     return next((point for point in grid if point.label() == wanted.label()), grid[0])
 
 
 # ---------------------------------------------------------------- statistics
-
-def _finite(values) -> np.ndarray:
-    values = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-    return values[np.isfinite(values)]
-
 
 def summarise(values) -> dict:
     """mean over the finite values (n_finite of n), median over every value that is not NaN (±inf included:
@@ -217,15 +213,20 @@ def summarise(values) -> dict:
 
 
 def paired_bootstrap(gains, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
-    """Mean and median of paired differences (finite pairs only) and the bootstrap 95 % interval of the mean."""
-    gains = _finite(gains)
+    """Mean and median of paired differences (finite pairs only) and the bootstrap 95 % interval of the mean;
+    `worst` and `lost_1db` (pairs more than 1 dB worse) count every pair, a silent answer's -inf included:
+    the mask rule of docs/mask.md is judged by them."""
+    values = np.asarray([np.nan if v is None else v for v in gains], dtype=np.float64)
+    known = values[~np.isnan(values)]
+    extremes = {"worst": float(known.min()) if known.size else None, "lost_1db": int((known < -1.0).sum())}
+    gains = known[np.isfinite(known)]
     if gains.size == 0:
-        return {"n": 0, "mean": None, "median": None, "ci95": [None, None], "better": 0}
+        return {"n": 0, "mean": None, "median": None, "ci95": [None, None], "better": 0, **extremes}
     rng = np.random.default_rng(seed)
     means = gains[rng.integers(0, gains.size, size=(samples, gains.size))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return {"n": int(gains.size), "mean": float(gains.mean()), "median": float(np.median(gains)),
-            "ci95": [float(low), float(high)], "better": int((gains > 0).sum())}
+            "ci95": [float(low), float(high)], "better": int((gains > 0).sum()), **extremes}
 
 
 def setting_summary(rows: list[dict]) -> dict:

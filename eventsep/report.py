@@ -258,9 +258,10 @@ def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: 
     mixture = (result.target, result.residual)  # summed frame by frame in the picture, never as a whole
     options = result.options
     threshold = options["mask"]["threshold"] if options["mask"]["mode"] != "off" else None
+    applied = options["mask"].get("mask_at", "output") != "none"  # a gain not applied is not drawn as the mask
     overview_png(picture, [("mixture", mixture), ("target (the answer)", result.target),
                            ("residual (the rest)", result.residual)], result.sample_rate, result.track,
-                 result.gain, threshold)
+                 result.gain if applied else None, threshold)
     query = result.mapping.get("query", "")
     notes = []
     if result.mapping.get("remove"):
@@ -355,10 +356,10 @@ def evaluation_report(doc: dict, assets: list[ItemAssets], folder: str | os.Path
                  "span relative to inside it (median; lower means less sound where it is absent).</p>")
     parts.append("<h2>Gains (paired over items, bootstrap 95 % interval of the mean)</h2>")
     parts.append(table(["kind", "setting", "over", "SI-SDRi gain mean", "95 % CI", "median", "better/n",
-                        "outside dB change", "95 % CI"],
+                        "worst item", "items > 1 dB worse", "outside dB change", "95 % CI"],
                        [[g["kind"], g["setting"], g["over"], g["si_sdri"]["mean"], _interval(g["si_sdri"]),
                          g["si_sdri"]["median"], f"{g['si_sdri']['better']}/{g['si_sdri']['n']}",
-                         g["outside_db"]["mean"], _interval(g["outside_db"])] for g in doc["gains"]],
+                         g["si_sdri"]["worst"], g["si_sdri"]["lost_1db"], g["outside_db"]["mean"], _interval(g["outside_db"])] for g in doc["gains"]],
                        sortable=True))
     for group in ("kind", "class"):
         names = sorted({n for v in summary.values() for n in v[f"by_{group}"]})

@@ -5,6 +5,7 @@ and odd-numbered items. Reads only what evaluate wrote; measures nothing itself.
     python3 scripts/quality_tables.py families BEFORE.json AFTER.json
     python3 scripts/quality_tables.py classes BEFORE.json AFTER.json
     python3 scripts/quality_tables.py halves OLD_RULE.json NEW_RULE.json
+    python3 scripts/quality_tables.py gains RESULTS.json [MORE.json ...]   # every paired gain evaluate wrote
 """
 import json
 import sys
@@ -53,6 +54,25 @@ def halves(old: dict, new: dict) -> None:
               f"{int((b - a > 0.01).sum())} / {int((b - a < -0.01).sum())} |")
 
 
+def gains(*docs: dict) -> None:
+    """Each file's paired SI-SDRi gains: mean [95 % CI], worst item, items more than 1 dB worse, better / n."""
+    print("| results | setting | over | mean [95 % CI] | worst | > 1 dB worse | better / n |\n|---|---|---|---|---:|---:|---:|")
+    for doc in docs:
+        for g in doc["gains"]:
+            v = g["si_sdri"]
+            worst = v["worst"] if isinstance(v["worst"], str) else f"{v['worst']:+.2f}"
+            print(f"| {doc['_path']} | {g['setting']} | {g['over']} | {v['mean']:+.2f} [{v['ci95'][0]:+.2f}, "
+                  f"{v['ci95'][1]:+.2f}] | {worst} | {v['lost_1db']} | {v['better']}/{v['n']} |")
+
+
+def load(path: str) -> dict:
+    with open(path) as f:
+        return {**json.load(f), "_path": path}
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "gains":
+        gains(*(load(p) for p in sys.argv[2:]))
+        sys.exit()
     what, first, second = sys.argv[1:4]
     {"families": families, "classes": classes, "halves": halves}[what](*(json.load(open(p)) for p in (first, second)))

@@ -80,6 +80,12 @@ def test_paired_bootstrap_interval_and_summaries():
     assert 0.1 < result["ci95"][1] - result["ci95"][0] < 0.6  # about 2 x 1.96 x 1/sqrt(200)
     assert paired_bootstrap(gains) == result  # fixed seed
     assert paired_bootstrap([2.0, 2.0, float("nan")])["ci95"] == [2.0, 2.0]
+    # the mask rule's figures count every pair: a silent answer (-inf) is the worst item and a loss over 1 dB
+    # though the mean leaves it out; a loss of exactly 1 dB is not over it
+    rule = paired_bootstrap([0.5, -1.0, -1.5, float("-inf"), float("nan"), 3.0])
+    assert rule["worst"] == float("-inf") and rule["lost_1db"] == 2
+    assert rule["n"] == 4 and rule["mean"] == (0.5 - 1.0 - 1.5 + 3.0) / 4
+    assert paired_bootstrap([0.2, -0.7])["worst"] == -0.7 and paired_bootstrap([])["lost_1db"] == 0
     summary = summarise([1.0, 3.0, float("-inf"), None])
     assert summary["mean"] == 2.0 and summary["median"] == 1.0 and summary["n_finite"] == 2 and summary["n"] == 3
 
