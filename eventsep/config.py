@@ -54,7 +54,9 @@ class MaskParams(StageParams):
                             description="if SED never reaches this for the classes, do not gate on it")
     spans: tuple[tuple[float, float], ...] = ()
     spans_mode: Literal["add", "replace"] = "add"
-    mask_at: Literal["output", "input"] = "output"
+    mask_at: Literal["output", "input", "none"] = Field(
+        "output", description='where the gain is applied: to the answer ("output"), to the separators\' input, or '
+        '"none": events found and the gain kept (for the report and the fallback), the answer left as separated')
     classes: tuple[str, ...] = Field((), description="AudioSet names to follow instead of the query's")
     class_margin: float = Field(0.05, ge=0.0, le=2.0,
                                 description="also follow classes scoring within this of the best")

@@ -61,7 +61,7 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoothing", choices=["median", "hysteresis", "none"])
     parser.add_argument("--spans", help='user time spans, e.g. "2-4.5,7-9"')
     parser.add_argument("--spans-mode", choices=["add", "replace"])
-    parser.add_argument("--mask-at", choices=["output", "input"])
+    parser.add_argument("--mask-at", choices=["output", "input", "none"])
     parser.add_argument("--classes", help='AudioSet classes to follow, ";"-separated, instead of the query\'s')
     parser.add_argument("--fusion", choices=["rate", "band", "band-reversed", "progressive",
                                              "progressive-reversed"])
