@@ -248,6 +248,12 @@ def link_to(target: str | os.PathLike, folder: str | os.PathLike) -> str | None:
 
 # ---------------------------------------------------------------- the report of one separation
 
+def applied_gain(result) -> np.ndarray | None:
+    """The mask's gain when it shaped the answer; None where it was only computed (mask_at "none"), so that a
+    picture does not draw a mask the answer never had."""
+    return result.gain if result.options["mask"].get("mask_at", "output") != "none" else None
+
+
 def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: str | None = None,
                       links_from: str | os.PathLike | None = None) -> dict[str, str]:
     """`<stem>.report.html` and its picture written into `folder` beside the outputs of `outputs.write_result`;
@@ -258,10 +264,9 @@ def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: 
     mixture = (result.target, result.residual)  # summed frame by frame in the picture, never as a whole
     options = result.options
     threshold = options["mask"]["threshold"] if options["mask"]["mode"] != "off" else None
-    applied = options["mask"].get("mask_at", "output") != "none"  # a gain not applied is not drawn as the mask
     overview_png(picture, [("mixture", mixture), ("target (the answer)", result.target),
                            ("residual (the rest)", result.residual)], result.sample_rate, result.track,
-                 result.gain if applied else None, threshold)
+                 applied_gain(result), threshold)
     query = result.mapping.get("query", "")
     notes = []
     if result.mapping.get("remove"):
@@ -325,7 +330,7 @@ def write_item_assets(folder: Path, outcome, with_audio: bool = True) -> ItemAss
     threshold = mask["threshold"] if mask["mode"] != "off" else None
     overview_png(folder / assets.picture, [("mixture", outcome.mixture), (f"estimate: {outcome.shown_label}",
                                            result.target), ("reference", outcome.reference)],
-                 outcome.sample_rate, result.track, result.gain, threshold, (item.onset, item.offset))
+                 outcome.sample_rate, result.track, applied_gain(result), threshold, (item.onset, item.offset))
     if with_audio:
         for part, samples in (("mixture", outcome.mixture), ("estimate", result.target),
                               ("reference", outcome.reference), ("residual", result.residual)):

@@ -51,3 +51,14 @@ def test_a_sum_of_parts_is_drawn_as_their_sum_would_be():
     np.testing.assert_allclose(spectrogram_db(short), spectrogram_db(np.full(10, 2.0, np.float32)))
     with pytest.raises(ValueError, match="differ in shape"):
         spectrogram_db((target, residual[:100]))
+
+
+def test_a_mask_gain_that_was_not_applied_is_not_drawn_as_the_answers_mask():
+    from types import SimpleNamespace
+
+    from eventsep.report import applied_gain
+
+    gain = np.linspace(0.0, 1.0, 8, dtype=np.float32)
+    for mask_at, drawn in (("output", True), ("input", True), ("none", False)):
+        result = SimpleNamespace(gain=gain, options={"mask": {"mode": "soft", "mask_at": mask_at}})
+        assert (applied_gain(result) is gain) == drawn, mask_at
