@@ -99,6 +99,9 @@ def _validation_lines(validation: dict) -> list[str]:
                 lines.append(f"  {'':9s} {'':11s} {key.replace('_', ' ')}: {value}")
         if figures.get("set"):
             lines.append(f"  {dataset} set: {figures['set']}")
+    for key, value in validation.items():  # anything else the card says about its figures, e.g. a note
+        if key not in ("metric", "unit", *VALIDATION_SETS):
+            lines.append(f"  {key}: {value}")
     return lines
 
 

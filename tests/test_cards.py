@@ -78,6 +78,9 @@ def test_render_says_not_measured_where_nothing_was_measured():
     text = cards.render(cards.load_card("audiosep-mini"))
     assert "real      all         +5.95 dB / +6.31 dB, n = 48" in text
     assert "Accordion: 156 clips" in text
+    text = cards.render(cards.load_card("deepfilternet3"))  # its speech figures and its note are shown
+    assert "real      speech      +12.22 dB / +12.04 dB, n = 16" in text
+    assert "  note: Real-time factor of the stage" in text
     blank = cards.render({**card_with(), "name": "blank", "classes": {"Dog": None}})
     assert "synthetic: not measured" in blank and "Dog: clip count not known" in blank
 
