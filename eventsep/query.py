@@ -385,10 +385,28 @@ def _contained(phrase: str) -> tuple[set[int], float]:
     CONTAINED_BONUS."""
     words = _normalise(phrase).split()
     head = next((i for i, word in enumerate(words) if i and word in _PREPOSITIONS), len(words))
+    if head < len(words) and words[head] == "on":
+        # a player "on" an instrument ("the guy on harmonica", "her on drums") is heard playing it
+        played = _named_in(words[head + 1:], len(words) - head - 1)[0]
+        if played and all(index in _instrument_indices() for index in played):
+            return played, SPEAKER_BONUS
     if head < len(words) and (found := _named_in(words[:head], head))[0]:
         indices, bonus, speech = found  # a person before a preposition is that person's voice
         return indices, SPEAKER_BONUS if speech else bonus
     return _named_in(words, len(words) - 1)[:2]
+
+
+@lru_cache(maxsize=1)
+def _instrument_indices() -> frozenset[int]:
+    """Indices of "Musical instrument" and every class below it in the ontology."""
+    children = {entry["id"]: entry.get("child_ids", []) for entry in ontology_entries()}
+    mids, todo = set(), [by_name("Musical instrument").mid]
+    while todo:
+        mid = todo.pop()
+        if mid not in mids:
+            mids.add(mid)
+            todo.extend(children.get(mid, []))
+    return frozenset(c.index for c in classes() if c.mid in mids)
 
 
 # Words for how a sound sounds rather than what makes it: after a named source ("the AC hum", "fridge buzzing")
