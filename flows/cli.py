@@ -56,7 +56,7 @@ def plain_warnings():
 
 def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", choices=["auto", "hard", "soft", "off"],
-                        help="mask mode (default auto: soft with a 0.5 floor; for speech queries the gain is held at 1)")
+                        help="mask mode (default auto: events found, the answer not gated; docs/mask.md)")
     parser.add_argument("--threshold", type=float, help="θ in [0, 1] (default 0.5)")
     parser.add_argument("--smoothing", choices=["median", "hysteresis", "none"])
     parser.add_argument("--spans", help='user time spans, e.g. "2-4.5,7-9"')
@@ -599,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "separators that \"auto\" picks per query, e.g. dfn3 for speech)")
     evaluate.add_argument("--floor", type=float,
                           help="the gain the grid's soft and hard masks keep outside events (default 0; "
-                          "separate's auto mask uses 0.5, and 1.0 for speech)")
+                          "separate's auto mask applies none: docs/mask.md)")
     evaluate.add_argument("--kinds", default="", help="only the items of these kinds, e.g. speech (default all)")
     evaluate.add_argument("--audio-items", type=int, help="audio players for the first N items only (default all)")
     evaluate.add_argument("--no-report", action="store_true", help="results.json and results.csv only")
