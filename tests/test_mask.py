@@ -286,3 +286,316 @@ def test_per_sample_work_in_blocks_equals_the_whole_signal_at_once(monkeypatch):
     sample_times = np.arange(10_001) / 1000
     np.testing.assert_allclose(module.interpolate(10_001, 1000, frame_times, values),
                                np.interp(sample_times, frame_times, values), atol=1e-6)
+
+
+# --- argument guards, boundaries and edge cases (mutation testing, docs/testing.md) ---
+
+@pytest.mark.parametrize("num_samples, sample_rate, frame_rate", [(0, RATE, FRAME_RATE), (RATE, 0, FRAME_RATE),
+                                                                   (RATE, RATE, 0.0), (-1, -1, -1.0)])
+def test_a_zero_length_rate_or_frame_rate_is_refused(num_samples, sample_rate, frame_rate):
+    with pytest.raises(ValueError, match=r"^need num_samples, sample_rate and frame_rate > 0, got "
+                                         rf"{num_samples}, {sample_rate}, {frame_rate}$"):
+        compute_mask(probs_with_event(), frame_rate, [2], MaskParams(mode="hard"), num_samples=num_samples,
+                     sample_rate=sample_rate)
+
+
+def test_a_one_sample_recording_at_one_hertz_is_masked():
+    """The smallest valid inputs (one sample, 1 Hz, 1 frame/s) give a one-sample gain, not an error."""
+    probs = np.full((1, 3), 0.9, np.float32)
+    result = compute_mask(probs, 1.0, [0], MaskParams(mode="hard", min_event_seconds=0), num_samples=1,
+                          sample_rate=1)
+    assert result.gain.tolist() == [1.0] and result.sample_rate == 1 and result.frame_gain.tolist() == [1.0]
+    assert [(e.onset, e.offset) for e in result.events] == [(0.0, 1.0)]
+
+
+def test_mode_auto_must_be_resolved_by_the_pipeline():
+    with pytest.raises(ValueError, match=r"^mask mode 'auto' is chosen by the pipeline from the query's family; "
+                                         r"give hard, soft or off$"):
+        mask(probs_with_event(), mode="auto")
+
+
+def test_the_event_label_joins_the_class_names_or_says_selected_classes():
+    params = MaskParams(mode="hard", min_event_seconds=0)
+    named = compute_mask(probs_with_event(), FRAME_RATE, [2], params, num_samples=4 * RATE, sample_rate=RATE,
+                         class_names=["Accordion", "Harmonica"])
+    assert [e.label for e in named.events] == ["Accordion | Harmonica"]
+    unnamed = compute_mask(probs_with_event(), FRAME_RATE, [2], params, num_samples=4 * RATE, sample_rate=RATE)
+    assert [e.label for e in unnamed.events] == ["selected classes"]
+
+
+def test_spans_mode_replace_without_spans_still_follows_sed():
+    result = mask(probs_with_event(), mode="hard", spans_mode="replace")
+    assert gain_at(result, 0.5) == 0.0 and gain_at(result, 1.7) == 1.0 and len(result.events) == 1
+
+
+def test_a_peak_equal_to_min_peak_is_gated_on():
+    """min_peak 0.5 and a peak of exactly 0.5 (exact in float32): the detector saw the class, so SED gates."""
+    result = mask(probs_with_event(level=0.5), mode="hard", threshold=0.5, min_peak=0.5, min_event_seconds=0)
+    assert result.note is None and gain_at(result, 0.5) == 0.0 and gain_at(result, 1.7) == 1.0
+
+
+def test_the_min_peak_note_names_the_classes_the_peak_and_the_setting():
+    result = mask(probs_with_event(level=0.04), mode="hard", min_peak=0.1)
+    assert result.note == ("SED never gives Accordion more than 0.05 (below min_peak 0.1); "
+                           "the mask passes everything")
+    assert result.frame_gain.dtype == np.float32 and result.gain.dtype == np.float32
+
+
+def test_an_event_exactly_min_event_seconds_long_is_kept():
+    """Frames 100..104 (50 ms at 100 frames/s) against min_event_seconds 0.05 (5 frames): kept; 0.06 drops it."""
+    probs = probs_with_event(start=1.0, stop=1.05)
+    kept = mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0.05)
+    assert [(e.onset, e.offset) for e in kept.events] == [(0.995, 1.045)]
+    assert mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0.06).events == []
+
+
+def test_median_smoothing_window_is_median_seconds_long_and_centred():
+    """median_seconds 0.03 at 100 frames/s is a 3-frame median: a 1-frame dropout is filled, a 2-frame one is not."""
+    one = probs_with_event()
+    one[150, 2] = 0.0
+    assert len(mask(one, mode="hard", smoothing="median", median_seconds=0.03, min_event_seconds=0).events) == 1
+    two = probs_with_event()
+    two[150:152, 2] = 0.0
+    assert len(mask(two, mode="hard", smoothing="median", median_seconds=0.03, min_event_seconds=0).events) == 2
+    # the window stays centred: the event keeps its frames 100..249 (0.995-2.495 s)
+    [event] = mask(one, mode="hard", smoothing="median", median_seconds=0.03, min_event_seconds=0).events
+    assert (event.onset, event.offset) == (0.995, 2.495)
+
+
+def test_median_smooth_of_an_even_window_uses_the_next_odd_one_with_edges_held():
+    from eventsep.mask import median_smooth
+    track = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0], np.float32)
+    # 2 frames -> 3: medians of (1,1,0) (1,0,0) (0,0,1) (0,1,1) (1,1,0) (1,0,1) (0,1,1)
+    smoothed = median_smooth(track, 2)
+    assert smoothed.dtype == np.float32 and smoothed.tolist() == [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    # 4 -> 5 frames, edges held: padded 1,1,1,0,0,1,1,0,1,1,1
+    assert median_smooth(track, 4).tolist() == [1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    np.testing.assert_array_equal(median_smooth(track, 1), track)
+    assert median_smooth(np.array([0.3], np.float32), 5).tolist() == [pytest.approx(0.3)]
+
+
+def test_soft_mask_with_theta_zero_passes_everything():
+    """θ 0: every probability (even 0) is at or above θ, so the soft gain is 1 everywhere."""
+    probs = probs_with_event()
+    probs[:, 2] = 0.0
+    probs[100:250, 2] = 0.9
+    result = mask(probs, mode="soft", threshold=0.0, smoothing="none", min_peak=0.0)
+    assert result.gain.min() == 1.0 and result.gain.max() == 1.0
+
+
+def test_a_short_spike_at_the_recording_edges_is_clipped_to_its_one_neighbour():
+    """A spike in the first (last) frames has no frame before (after) it: it takes the level after (before) it."""
+    probs = probs_with_event(level=0.3)
+    probs[:3, 2] = 0.95  # frames 0-2 above θ, then 0.05 (soft gain 0.05/0.6)
+    probs[-3:, 2] = 0.95
+    result = mask(probs, mode="soft", threshold=0.6, smoothing="none", min_event_seconds=0.1)
+    assert result.events == []
+    assert result.frame_gain[0] == pytest.approx(0.05 / 0.6, abs=1e-6)
+    assert result.frame_gain[-1] == pytest.approx(0.05 / 0.6, abs=1e-6)
+
+
+def test_a_short_spike_over_the_whole_recording_is_clipped_to_zero():
+    """No frame around it at all: the clipped level is 0 (the floor)."""
+    probs = np.full((3, 3), 0.95, np.float32)
+    result = compute_mask(probs, FRAME_RATE, [0], MaskParams(mode="soft", smoothing="none", threshold=0.6,
+                                                               min_event_seconds=0.1, floor=0.25),
+                          num_samples=480, sample_rate=RATE)
+    assert result.frame_gain.tolist() == [0.25, 0.25, 0.25]
+
+
+def test_mode_off_needs_no_probabilities():
+    result = compute_mask(None, FRAME_RATE, [], MaskParams(mode="off"), num_samples=RATE, sample_rate=RATE)
+    assert result.gain.min() == 1.0 and len(result.gain) == RATE and result.frame_gain.shape == (0,)
+    with_probs = compute_mask(probs_with_event(), FRAME_RATE, [2], MaskParams(mode="off"), num_samples=RATE,
+                              sample_rate=RATE)
+    assert with_probs.frame_gain.tolist() == [1.0] * 401 and with_probs.events == []
+
+
+def test_frame_gain_beyond_the_recording_is_the_last_sample_gain():
+    """401 frames (4 s at 100/s) over a 1 s recording: frames past the end take the gain of the last sample."""
+    probs = np.full((401, 3), 0.05, np.float32)
+    probs[50:, 0] = 0.9  # on from 0.5 s to the end
+    result = compute_mask(probs, FRAME_RATE, [0], MaskParams(mode="hard", min_event_seconds=0, floor=0.5),
+                          num_samples=RATE, sample_rate=RATE)
+    assert result.frame_gain[10] == 0.5 and result.frame_gain[60] == 1.0 and result.frame_gain[300] == 1.0
+
+
+def test_frame_gain_is_sampled_at_the_nearest_sample_to_each_frame_centre():
+    """Frame centres at t / 3 s over a 10 Hz recording: frame 1 (0.333 s) is sample 3, frame 2 (0.667 s) sample 7."""
+    probs = np.array([[0.0], [0.0], [0.9], [0.9]], np.float32)
+    result = compute_mask(probs, 3.0, [0], MaskParams(mode="hard", min_event_seconds=0, fade_ms=5.0, min_peak=0),
+                          num_samples=12, sample_rate=10)
+    # frame 2 stands for [0.5, 0.833) s: samples 5..7 (onset 0.5 s, rounded: sample 5) are on
+    assert result.frame_gain.tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert result.gain.tolist() == [0.0] * 5 + [1.0] * 7
+
+
+def test_a_short_fade_still_means_at_least_one_sample():
+    """5 ms at 100 Hz is half a sample: no fade at all, the hard gate is kept as is."""
+    probs = np.array([[0.0], [0.9]], np.float32)
+    result = compute_mask(probs, 1.0, [0], MaskParams(mode="hard", min_event_seconds=0, fade_ms=5.0, min_peak=0),
+                          num_samples=200, sample_rate=100)
+    assert result.gain.tolist() == [0.0] * 50 + [1.0] * 150
+
+
+def test_a_fade_is_fade_ms_long():
+    """20 ms at 1 kHz: the gate opens over 20 samples in steps of 1/20."""
+    probs = np.array([[0.0], [0.9]], np.float32)
+    result = compute_mask(probs, 1.0, [0], MaskParams(mode="hard", min_event_seconds=0, fade_ms=20.0, min_peak=0),
+                          num_samples=2000, sample_rate=1000)
+    steps = np.diff(result.gain)
+    assert np.count_nonzero(steps) == 20 and np.allclose(steps[steps != 0], 1 / 20)
+
+
+def test_events_are_sorted_by_onset_then_offset():
+    probs = probs_with_event(start=2.0, stop=3.0)  # frames 200..299: 1.995-2.995 s
+    result = mask(probs, mode="hard", spans="2.0-2.5,0.5-1.0,2.0-2.2", min_event_seconds=0)
+    assert [(e.onset, e.offset, e.label) for e in result.events] == [
+        (0.5, 1.0, "span"), (1.995, 2.995, "Accordion"), (2.0, 2.2, "span"), (2.0, 2.5, "span")]
+
+
+def test_class_track_errors_name_the_shape_and_the_valid_range():
+    with pytest.raises(ValueError, match=r"^probabilities must be \(frames, classes\), got shape \(3,\)$"):
+        class_track(np.ones(3), [0])
+    with pytest.raises(ValueError, match=r"^no class selected$"):
+        class_track(np.ones((2, 3)), [])
+    with pytest.raises(ValueError, match=r"^class index 3 out of range 0..2$"):
+        class_track(np.ones((2, 3)), [0, 3])
+    with pytest.raises(ValueError, match=r"^class index -1 out of range 0..2$"):
+        class_track(np.ones((2, 3)), [-1])
+
+
+def test_median_smooth_of_an_empty_track_is_empty():
+    from eventsep.mask import median_smooth
+    assert median_smooth(np.zeros(0, np.float32), 5).shape == (0,)
+
+
+def test_hysteresis_holds_after_a_trigger_on_the_first_frame():
+    from eventsep.mask import hysteresis
+    for track in ([0.9, 0.5, 0.5, 0.1, 0.5], [0.9, 0.9, 0.45, 0.45, 0.9, 0.2], [0.5, 0.9, 0.5, 0.1, 0.7, 0.5]):
+        track = np.array(track, np.float32)
+        np.testing.assert_array_equal(hysteresis(track, 0.6, 0.4), reference_hysteresis(track, 0.6, 0.4))
+    assert hysteresis(np.array([0.9, 0.5, 0.5, 0.1], np.float32), 0.6, 0.4).tolist() == [True, True, True, False]
+
+
+def test_probabilities_must_have_frames_and_lie_in_0_to_1():
+    with pytest.raises(ValueError, match=r"^probabilities must be \(frames, classes\) with at least one frame, "
+                                         r"got shape \(0, 5\)$"):
+        mask(np.zeros((0, 5), np.float32), mode="hard")
+    with pytest.raises(ValueError, match=r"^probabilities must be \(frames, classes\) with at least one frame, "
+                                         r"got shape \(10,\)$"):
+        mask(np.ones(10, np.float32), mode="hard")
+    nan = probs_with_event()
+    nan[3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^probabilities contain NaN or infinite values$"):
+        mask(nan, mode="hard")
+    over = probs_with_event()
+    over[3, 0] = 1.01
+    with pytest.raises(ValueError, match=r"^probabilities must lie in 0..1, got 0.05..1.01 \(logits\? SED outputs "
+                                         r"are already probabilities\)$"):
+        mask(over, mode="hard")
+
+
+def test_a_probability_of_one_and_rounding_just_above_it_are_accepted():
+    """1.0 is a valid probability; float32 rounding up to 1e-6 above it (a sigmoid's output) is tolerated."""
+    for top in (1.0, np.float32(1.0 + 1e-6)):
+        probs = probs_with_event(level=top)
+        result = mask(probs, mode="hard", threshold=0.5, min_event_seconds=0)
+        assert gain_at(result, 1.7) == 1.0 and result.events[0].peak == pytest.approx(1.0)
+
+
+def test_replacing_sed_by_spans_ignores_the_detector():
+    result = mask(probs_with_event(), mode="hard", spans="3.0-3.5", spans_mode="replace")
+    assert [(e.onset, e.offset, e.label, e.peak) for e in result.events] == [(3.0, 3.5, "span", 1.0)]
+    # no probabilities are needed at all
+    alone = compute_mask(None, FRAME_RATE, [], MaskParams(mode="hard", spans="3.0-3.5", spans_mode="replace"),
+                         num_samples=4 * RATE, sample_rate=RATE)
+    assert gain_at(alone, 3.2) == 1.0 and gain_at(alone, 1.0) == 0.0
+
+
+def test_a_span_event_has_peak_one_and_ends_at_the_recording_end():
+    result = mask(probs_with_event(), mode="hard", spans="3.5-4.0")
+    assert [(e.onset, e.offset, e.label, e.peak) for e in result.events if e.label == "span"] == [
+        (3.5, 4.0, "span", 1.0)]
+
+
+def test_an_event_starting_on_the_second_frame_starts_half_a_frame_before_it():
+    probs = probs_with_event(start=0.01, stop=0.5)  # frames 1..49
+    [event] = mask(probs, mode="hard", threshold=0.5, smoothing="none", min_event_seconds=0).events
+    assert (event.onset, event.offset) == (0.005, 0.495)
+
+
+def test_event_times_are_given_to_a_tenth_of_a_millisecond():
+    """3 frames/s: frame 1 stands for [1/6, 1/2) s, reported as 0.1667-0.5."""
+    probs = np.array([[0.0], [0.9], [0.0], [0.0]], np.float32)
+    [event] = compute_mask(probs, 3.0, [0], MaskParams(mode="hard", min_event_seconds=0, min_peak=0),
+                           num_samples=40, sample_rate=30).events
+    assert (event.onset, event.offset) == (0.1667, 0.5)
+    probs = np.array([[0.0], [0.0], [0.9], [0.0]], np.float32)
+    [event] = compute_mask(probs, 3.0, [0], MaskParams(mode="hard", min_event_seconds=0, min_peak=0),
+                           num_samples=40, sample_rate=30).events
+    assert (event.onset, event.offset) == (0.5, 0.8333)
+
+
+def test_an_event_beginning_at_the_recording_end_is_not_reported():
+    """2 frames/s over 1.25 s: frame 3 stands for [1.25, 1.75) s, wholly after the end."""
+    probs = np.array([[0.0], [0.0], [0.0], [0.9]], np.float32)
+    result = compute_mask(probs, 2.0, [0], MaskParams(mode="hard", min_event_seconds=0, min_peak=0),
+                          num_samples=5, sample_rate=4)
+    assert result.events == [] and result.gain.max() == 0.0
+
+
+def test_a_short_spike_takes_the_level_of_the_frame_just_before_it():
+    """Spike frames 150-152; frame 149 at soft gain 0.5, frame 148 and frame 153 at 0.05/0.6: clipped to 0.5."""
+    probs = probs_with_event(level=0.05)
+    probs[149, 2] = 0.3
+    probs[150:153, 2] = 0.95
+    result = mask(probs, mode="soft", threshold=0.6, smoothing="none", min_event_seconds=0.1)
+    assert result.events == [] and result.frame_gain[151] == pytest.approx(0.5, abs=1e-6)
+    first = probs_with_event(level=0.05)
+    first[0, 2] = 0.3  # frame 0 before a spike on frames 1-3
+    first[1:4, 2] = 0.95
+    result = mask(first, mode="soft", threshold=0.6, smoothing="none", min_event_seconds=0.1)
+    assert result.frame_gain[2] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_the_gain_is_float32_in_every_mode_even_without_a_fade():
+    """5 ms at 100 Hz rounds to no fade at all."""
+    probs = probs_with_event()
+    for mode in ("off", "hard", "soft"):
+        result = compute_mask(probs, FRAME_RATE, [2], MaskParams(mode=mode, fade_ms=5.0), num_samples=400,
+                              sample_rate=100)
+        assert result.gain.dtype == np.float32 and result.frame_gain.dtype == np.float32
+
+
+def test_the_first_and_the_past_the_end_frames_take_the_first_and_last_samples():
+    """A span over sample 0 only and one over the last sample only (1 kHz, 1 s, frames at 100/s for 4 s)."""
+    probs = np.full((401, 3), 0.05, np.float32)
+    result = compute_mask(probs, FRAME_RATE, [0], MaskParams(mode="hard", min_peak=0, spans="0-0.001,0.999-1.0"),
+                          num_samples=1000, sample_rate=1000)
+    assert result.frame_gain[0] == 1.0 and result.frame_gain[1] == 0.0
+    assert result.frame_gain[99] == 0.0 and result.frame_gain[100] == 1.0 and result.frame_gain[400] == 1.0
+
+
+def test_a_100_ms_fade_at_10_khz_is_1000_samples():
+    probs = np.array([[0.0], [0.9]], np.float32)
+    result = compute_mask(probs, 1.0, [0], MaskParams(mode="hard", min_event_seconds=0, fade_ms=100.0,
+                                                      min_peak=0), num_samples=20000, sample_rate=10000)
+    assert np.count_nonzero(np.diff(result.gain)) == 1000
+
+
+def test_interpolate_gives_float32():
+    from eventsep.mask import interpolate
+    out = interpolate(5, 2, np.array([0.0, 2.0]), np.array([0.0, 1.0]))
+    assert out.dtype == np.float32 and out.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_apply_gain_returns_float32_and_names_the_mismatch():
+    scaled = apply_gain(np.ones(3, np.float64), np.full(3, 0.5, np.float64))
+    assert scaled.dtype == np.float32 and scaled.tolist() == [0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match=r"^the gain must be one value per sample \(n,\), got shape \(3, 2\)$"):
+        apply_gain(np.ones(3), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"^audio has 0 samples but the gain has 3$"):
+        apply_gain(1.0, np.ones(3))
+    with pytest.raises(ValueError, match=r"^audio has 10 samples but the gain has 9$"):
+        apply_gain(np.ones(10), np.ones(9))
