@@ -70,7 +70,8 @@ def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray | t
     curve.set_xlim(0, duration)
     curve.set_ylim(0, 1.05)
     curve.set_xlabel("seconds", fontsize=7)
-    curve.set_title("detector and mask", fontsize=8, loc="left")
+    curve.set_title("detector and mask" if gain is not None and len(gain) else "detector (no mask applied)",
+                    fontsize=8, loc="left")
     curve.tick_params(labelsize=7)
     if curve.get_legend_handles_labels()[0]:
         curve.legend(fontsize=6, loc="upper right", ncols=2, framealpha=0.8)
