@@ -326,10 +326,12 @@ def evaluate_item(item: Item, grid: list[GridPoint], options: RunOptions, runner
         baseline = mixture_scores(recording.samples, reference)
         outcome = _scored(item, grid, results, reference, recording, baseline, default)
         if answer is not None:
+            mask = answer.options["mask"]
             outcome.rows.append(_row(item, answer, reference, recording, baseline, DEFAULTS_LABEL,
                                      separator="+".join(answer.separators), fusion_mode="",
-                                     mask_mode=answer.options["mask"]["mode"],
-                                     threshold=answer.options["mask"]["threshold"]))
+                                     # a gain found but not applied (mask_at "none") left the answer unmasked
+                                     mask_mode="off" if mask.get("mask_at") == "none" else mask["mode"],
+                                     threshold=mask["threshold"]))
             outcome.shown, outcome.shown_label = answer, DEFAULTS_LABEL
         return outcome
 

@@ -184,6 +184,7 @@ def test_the_defaults_row_is_what_separate_answers_with_no_option(cache_env, man
         answer = eventsep.separate(item.mixture, item.query, encoder="standin-encoder", sed="standin-sed")
         row = rows[item.id, DEFAULTS_LABEL]
         assert row["separator"] == "standin-b"  # "the tone" is not speech
+        assert row["mask_mode"] == "off"  # "auto" finds the events but applies no gain to a non-speech answer
         assert row["si_sdri"] == pytest.approx(si_sdr(answer.target, reference) - si_sdr(mixture, reference),
                                                abs=1e-4)
         assert row["si_sdri"] != pytest.approx(rows[item.id, "standin-a · mask off"]["si_sdri"], abs=0.1)
