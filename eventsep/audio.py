@@ -91,10 +91,10 @@ def _checked_rate(sample_rate, name: str) -> int:
 
 def _validated_mono(samples: np.ndarray, sample_rate: int, name: str, min_seconds: float) -> np.ndarray:
     """(n,) or (n, channels) float samples → checked mono float32; channels are averaged."""
+    if samples.size == 0:  # before the mix-down: a (0, c) or (c, 0) array has no column to take
+        raise AudioError(name, "empty (no samples)")
     if samples.ndim == 2:
         samples = samples.mean(axis=1, dtype=np.float64) if samples.shape[1] > 1 else samples[:, 0]
-    if samples.size == 0:
-        raise AudioError(name, "empty (no samples)")
     if not np.isfinite(samples).all():
         raise AudioError(name, "contains NaN or Inf samples")
     if len(samples) < min_seconds * sample_rate:
@@ -259,6 +259,9 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     data = np.asarray(samples, dtype=np.float32)
     if data.ndim not in (1, 2):
         raise AudioError(path, f"samples must have shape (n,) or (n, channels), got {data.shape}")
+    if len(data) == 0 and file_format == "FLAC":
+        raise AudioError(path, "cannot write an empty FLAC (libsndfile writes no header without samples); "
+                               "use .wav or .ogg")
     # checked, converted and written a block at a time: an hour's quantisation would otherwise hold several
     # whole-length int64/float64 copies; a bad block aborts the temporary file, never `path`
     with atomic_file(path) as temporary, open(temporary, "xb") as handle:

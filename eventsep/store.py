@@ -224,8 +224,8 @@ class ResultStore:
                 if len(head) == 8:
                     head += handle.read(min(struct.unpack("<Q", head)[0], 100_000_000))
             return size == expected_size(head)
-        except (FileNotFoundError, CorruptResult, struct.error):
-            return False
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, CorruptResult, struct.error):
+            return False  # a folder where the file should be is no result either
 
     def save(self, result: StageResult) -> None:
         if not self.is_local:

@@ -345,3 +345,372 @@ def test_energy_in_blocks_is_the_float64_sum_of_squares(monkeypatch):
     assert energy(samples) == pytest.approx(float(np.sum(np.square(samples, dtype=np.float64))), rel=1e-12)
     assert energy(samples[:, 0]) == pytest.approx(float(np.sum(samples[:, 0].astype(np.float64) ** 2)), rel=1e-12)
     assert energy(np.zeros(0, np.float32)) == 0.0
+
+
+# ---------------------------------------------------------------- argument guards, boundaries and edge cases
+
+def test_an_audio_error_is_one_line_whatever_the_problem_text():
+    error = AudioError(tmp := "dir/a.wav", "cannot be decoded (line one\n   line two\tend)  ")
+    assert error.path == tmp and error.problem == "cannot be decoded (line one line two end)"
+    assert str(error) == "dir/a.wav: cannot be decoded (line one line two end)"
+    assert isinstance(error, ValueError)
+
+
+@pytest.mark.parametrize("rate", [True, "8000", float("inf"), float("nan"), 0, -1, 0.5, None, [8000]])
+def test_a_sample_rate_must_be_a_positive_whole_number(rate):
+    with pytest.raises(AudioError, match=r"^clip: sample rate must be a positive whole number of Hz, got "):
+        audio_from_array(np.zeros(8000, np.float32), rate, name="clip")
+
+
+@pytest.mark.parametrize("rate", [8000, 8000.0, np.int64(8000), np.float32(8000), 1])
+def test_a_whole_sample_rate_is_kept_as_an_int(rate):
+    audio = Audio(np.zeros(10, np.float32), rate)
+    assert audio.sample_rate == int(rate) and type(audio.sample_rate) is int
+
+
+def test_audio_duration_and_channels():
+    samples = np.zeros(12000, np.float32)
+    assert Audio(samples, 8000).duration == 1.5
+    stereo = np.arange(24000, dtype=np.float64).reshape(12000, 2)
+    audio = Audio(samples, 8000, channels=stereo)
+    assert audio.channels.dtype == np.float32 and audio.channels.shape == (12000, 2)
+    np.testing.assert_array_equal(audio.channels, stereo)
+    assert Audio(samples, 8000, channels=np.zeros((12000, 1))).channels is None  # one channel: only the mix
+    for bad in (np.zeros((11999, 2)), np.zeros(12000), np.zeros((12000, 2, 1))):
+        with pytest.raises(AudioError, match=r"^s\.wav: channels must have shape \(12000, c\), got "):
+            Audio(samples, 8000, source="s.wav", channels=bad)
+
+
+def test_audio_names_its_source_in_errors():
+    with pytest.raises(AudioError, match=r"^<array>: Audio needs mono samples of shape \(n,\), got shape \(4, 2\)"):
+        Audio(np.zeros((4, 2), np.float32), 16000)
+    with pytest.raises(AudioError, match=r"^a\.wav: sample rate must be"):
+        Audio(np.zeros(4, np.float32), 0, source="a.wav")
+
+
+def test_the_shortest_accepted_length_is_exactly_min_seconds():
+    assert len(audio_from_array(np.zeros(800, np.float32), 8000).samples) == 800  # 0.1 s exactly
+    with pytest.raises(AudioError, match=r"^<array>: shorter than 0\.1 s \(0\.0999 s\)$"):
+        audio_from_array(np.zeros(799, np.float32), 8000)
+    with pytest.raises(AudioError, match=r"^<array>: shorter than 0\.25 s \(0\.2 s\)$"):
+        audio_from_array(np.zeros(1600, np.float32), 8000, min_seconds=0.25)
+    assert len(audio_from_array(np.zeros(1, np.float32), 8000, min_seconds=0).samples) == 1
+
+
+@pytest.mark.parametrize("dtype, value, expected", [
+    (np.int8, -128, -1.0), (np.int8, 64, 0.5), (np.int32, 2 ** 30, 0.5), (np.int64, -(2 ** 62), -0.5),
+    (np.int16, 32767, 32767 / 32768)])
+def test_signed_integers_are_scaled_by_their_full_scale(dtype, value, expected):
+    audio = audio_from_array(np.full(800, value, dtype=dtype), 8000)
+    assert audio.samples.dtype == np.float32
+    np.testing.assert_array_equal(audio.samples, np.full(800, expected, np.float32))
+
+
+@pytest.mark.parametrize("samples, dtype", [
+    (np.zeros(800, np.uint8), "uint8"), (np.zeros(800, np.complex64), "complex64"), (np.zeros(800, bool), "bool")])
+def test_other_dtypes_are_refused_by_name(samples, dtype):
+    with pytest.raises(AudioError, match=f"^clip: samples must be floats or signed integers, got dtype {dtype}$"):
+        audio_from_array(samples, 8000, name="clip")
+
+
+def test_float16_and_float64_arrays_are_taken_as_they_are():
+    for dtype in (np.float16, np.float64):
+        audio = audio_from_array(np.full(800, 0.5, dtype), 8000)
+        assert audio.samples.dtype == np.float32 and (audio.samples == 0.5).all()
+
+
+def test_channels_first_arrays_are_recognised_by_their_shape():
+    # up to 8 rows and more columns than rows: (channels, n)
+    eight = np.repeat(np.arange(8, dtype=np.float32)[:, None], 800, axis=1)
+    audio = audio_from_array(eight, 8000)
+    assert len(audio.samples) == 800 and audio.channels.shape == (800, 8)
+    np.testing.assert_allclose(audio.samples, 3.5)
+    # nine rows are nine frames of 800 channels (then too short), a square array is frames first
+    with pytest.raises(AudioError, match="shorter than"):
+        audio_from_array(np.zeros((9, 800), np.float32), 8000)
+    square = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], np.float32)
+    np.testing.assert_array_equal(audio_from_array(square, 8000, min_seconds=0).samples, [2, 5, 8])
+    wide = np.array([[1, 2, 3], [4, 5, 6]], np.float32)  # two rows, three columns: two channels
+    np.testing.assert_array_equal(audio_from_array(wide, 8000, min_seconds=0).samples, [2.5, 3.5, 4.5])
+
+
+def test_a_one_column_array_is_mono_and_keeps_no_channels():
+    column = np.linspace(-1, 1, 800, dtype=np.float32)[:, None]
+    audio = audio_from_array(column, 8000)
+    np.testing.assert_array_equal(audio.samples, column[:, 0])
+    assert audio.channels is None
+    assert audio_from_array(column[:, 0], 8000).channels is None
+
+
+def test_stereo_arrays_keep_their_channels_beside_the_mix():
+    stereo = np.stack([np.full(800, 0.25), np.full(800, -0.75)], axis=1)  # float64 in
+    audio = audio_from_array(stereo, 8000)
+    assert audio.channels.dtype == np.float32 and audio.channels.shape == (800, 2)
+    np.testing.assert_array_equal(audio.channels, stereo)
+    np.testing.assert_array_equal(audio.samples, np.full(800, -0.25, np.float32))
+
+
+def test_the_mix_down_is_the_float64_mean_rounded_once():
+    # 1 + 2**-24 + 2**-24 summed in float32 stays 1; in float64 it is 1 + 2**-23, whose third rounds up
+    frames = np.tile(np.array([[1.0, 2.0 ** -24, 2.0 ** -24]], np.float32), (800, 1))
+    assert audio_from_array(frames, 8000).samples[0] == np.float32((1 + 2.0 ** -23) / 3)
+
+
+@pytest.mark.parametrize("samples, problem", [
+    (np.float32(0.5), "expected shape (n,), (n, channels) or (channels, n), got ()"),
+    (np.zeros((2, 2, 800)), "expected shape (n,), (n, channels) or (channels, n), got (2, 2, 800)"),
+    ([[0.0, 1.0], [2.0]], "not an array of samples ("),
+])
+def test_a_shape_that_is_not_audio_is_named(samples, problem):
+    with pytest.raises(AudioError) as caught:
+        audio_from_array(samples, 8000, name="clip")
+    assert str(caught.value).startswith(f"clip: {problem}")
+
+
+def test_nan_inf_and_empty_arrays_are_refused_before_the_length_check():
+    with pytest.raises(AudioError, match=r"^<array>: empty \(no samples\)$"):
+        audio_from_array(np.zeros(0, np.float64), 8000)
+    with pytest.raises(AudioError, match=r"^<array>: contains NaN or Inf samples$"):
+        audio_from_array(np.array([0.0, -np.inf] * 400), 8000)
+    with pytest.raises(AudioError, match=r"contains NaN or Inf samples"):
+        audio_from_array(np.array([[0.0, np.nan]] * 800), 8000)  # NaN in one channel of two
+
+
+def test_loading_at_the_files_own_rate_does_not_resample(tmp_path, monkeypatch):
+    samples = sine(440, 0.5, 16000)
+    write_audio(tmp_path / "a.wav", samples, 16000)
+    monkeypatch.setattr(audio_module, "resample", lambda *args: pytest.fail("resampled at the same rate"))
+    loaded = load_audio(tmp_path / "a.wav", sample_rate=16000)
+    assert loaded.sample_rate == 16000 and type(loaded.sample_rate) is int
+    np.testing.assert_array_equal(loaded.samples, samples)
+
+
+def test_a_multichannel_file_keeps_its_channels_and_resamples_them(tmp_path):
+    stereo = np.stack([sine(300, 0.5, 16000, 0.6), sine(700, 0.5, 16000, 0.2)], axis=1)
+    write_audio(tmp_path / "s.wav", stereo, 16000)
+    loaded = load_audio(tmp_path / "s.wav")
+    np.testing.assert_array_equal(loaded.channels, stereo)
+    halved = load_audio(tmp_path / "s.wav", sample_rate=8000)
+    assert halved.sample_rate == 8000 and len(halved.samples) == 4000 and halved.channels.shape == (4000, 2)
+    assert peak_frequency(halved.channels[:, 0], 8000) == pytest.approx(300, abs=4)
+    assert peak_frequency(halved.channels[:, 1], 8000) == pytest.approx(700, abs=4)
+    mono = load_audio(tmp_path / "s.wav", sample_rate=8000)
+    np.testing.assert_allclose(mono.samples, halved.channels.mean(axis=1), atol=1e-5)
+    write_audio(tmp_path / "m.wav", stereo[:, 0], 16000)
+    assert load_audio(tmp_path / "m.wav", sample_rate=8000).channels is None
+
+
+def test_a_bad_target_rate_is_named_before_the_file_is_looked_at(tmp_path):
+    with pytest.raises(AudioError) as caught:
+        load_audio(tmp_path / "missing.wav", sample_rate=0)
+    assert str(caught.value) == f"{tmp_path / 'missing.wav'}: sample rate must be a positive whole number of Hz, got 0"
+
+
+def test_a_decoder_failure_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "a.wav"
+    write_audio(path, sine(440, 0.5, 8000), 8000)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(audio_module.soundfile, "read", broken)
+    with pytest.raises(AudioError) as caught:
+        load_audio(path)
+    assert str(caught.value) == f"{path}: cannot be decoded (decoder exploded)"
+
+
+def test_a_libsndfile_error_drops_its_final_full_stop(tmp_path, monkeypatch):
+    path = tmp_path / "a.flac"
+    write_audio(path, sine(440, 0.5, 8000), 8000)
+
+    def lost_sync(*args, **kwargs):
+        raise soundfile.LibsndfileError(2, "Error opening: ")  # code 2: not "unrecognised format"
+
+    monkeypatch.setattr(audio_module.soundfile, "read", lost_sync)
+    monkeypatch.setattr(soundfile.LibsndfileError, "error_string", property(lambda self: "Internal error."))
+    with pytest.raises(AudioError) as caught:
+        load_audio(path)
+    assert str(caught.value) == f"{path}: cannot be decoded (Internal error)"
+
+
+def test_a_flac_cut_short_cannot_be_decoded(tmp_path):
+    path = tmp_path / "a.flac"
+    write_audio(path, (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32), 16000)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(AudioError, match=r"cannot be decoded \(.*\)$") as caught:
+        load_audio(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+# ---------------------------------------------------------------- check_whole: is a file finished?
+
+def _wav(tmp_path, frames=800):
+    path = tmp_path / "a.wav"
+    soundfile.write(path, np.zeros(frames, np.float32), 8000, subtype="PCM_16")
+    return path
+
+
+def test_a_whole_file_passes_and_an_empty_one_does_not(tmp_path):
+    from eventsep.audio import check_whole
+
+    check_whole(_wav(tmp_path))
+    write_audio(tmp_path / "b.flac", sine(440, 0.5, 8000), 8000)
+    check_whole(tmp_path / "b.flac")
+    (tmp_path / "e.wav").write_bytes(b"")
+    with pytest.raises(AudioError) as caught:
+        check_whole(tmp_path / "e.wav")
+    assert str(caught.value) == f"{tmp_path / 'e.wav'}: empty"
+
+
+def test_a_wav_shorter_than_its_header_promises_is_truncated(tmp_path):
+    from eventsep.audio import check_whole
+
+    path = _wav(tmp_path)  # 44-byte header + 1600 bytes: RIFF size 1636, file 1644
+    blob = path.read_bytes()
+    assert len(blob) == 1644 and int.from_bytes(blob[4:8], "little") == 1636
+    path.write_bytes(blob[:-1])
+    with pytest.raises(AudioError) as caught:
+        check_whole(path)
+    assert str(caught.value) == f"{path}: truncated (the header promises 1644 bytes, the file has 1643)"
+    path.write_bytes(blob + b"\x00\x00")  # longer than promised (a trailing chunk's padding): whole
+    check_whole(path)
+
+
+@pytest.mark.parametrize("riff_size", [0, 0xFFFFFFFF])
+def test_a_streaming_writers_wav_header_is_not_read_as_a_promise(tmp_path, riff_size):
+    from eventsep.audio import check_whole
+
+    path = _wav(tmp_path)
+    blob = bytearray(path.read_bytes())
+    blob[4:8] = riff_size.to_bytes(4, "little")
+    path.write_bytes(bytes(blob))
+    check_whole(path)
+
+
+def test_a_file_that_decodes_fewer_frames_than_it_declares_is_truncated(tmp_path, monkeypatch):
+    from eventsep.audio import check_whole
+
+    path = tmp_path / "a.ogg"
+    path.write_bytes(b"OggS" + bytes(100))
+
+    class Declares:  # a decoder that declares 1000 frames and yields 600 (in blocks of 200)
+        frames = 1000
+
+        def __init__(self, name):
+            assert name == str(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def blocks(self, size, dtype):
+            return iter([np.zeros(200, np.float32)] * 3)
+
+    monkeypatch.setattr(audio_module.soundfile, "SoundFile", Declares)
+    with pytest.raises(AudioError) as caught:
+        check_whole(path)
+    assert str(caught.value) == f"{path}: truncated (decoded 600 of 1000 frames)"
+    Declares.frames = 600
+    check_whole(path)
+    Declares.frames = 1
+    Declares.blocks = lambda self, size, dtype: iter([])
+    with pytest.raises(AudioError) as caught:
+        check_whole(path)
+    assert str(caught.value) == f"{path}: truncated (decoded 0 of 1 frames)"
+    Declares.frames = 0  # a format that does not know its length: whatever decodes is whole
+    check_whole(path)
+
+
+# ---------------------------------------------------------------- resampling and writing: edges
+
+def test_resample_keeps_channels_and_returns_float32():
+    stereo = np.stack([sine(500, 0.3, 48000), sine(900, 0.3, 48000)], axis=1).astype(np.float64)
+    out = resample(stereo, 48000, 16000)
+    assert out.shape == (4800, 2) and out.dtype == np.float32
+    assert peak_frequency(out[:, 1], 16000) == pytest.approx(900, abs=4)
+    with pytest.raises(AudioError, match=r"^resample: sample rate must be a positive whole number of Hz, got -1$"):
+        resample(stereo, 48000, -1)
+    with pytest.raises(AudioError, match=r"^resample: sample rate must be a positive whole number of Hz, got 0$"):
+        resample(stereo, 0, 16000)
+    assert len(resample(np.zeros(1001, np.float32), 3, 2)) == round(1001 * 2 / 3)
+
+
+def test_write_rejects_bad_shapes_and_rates_without_leaving_a_file(tmp_path):
+    with pytest.raises(AudioError) as caught:
+        write_audio(tmp_path / "a.wav", np.zeros((2, 2, 2)), 8000)
+    assert str(caught.value) == f"{tmp_path / 'a.wav'}: samples must have shape (n,) or (n, channels), got (2, 2, 2)"
+    with pytest.raises(AudioError, match=r"a\.wav: sample rate must be a positive whole number of Hz, got 0$"):
+        write_audio(tmp_path / "a.wav", np.zeros(10), 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lower_case_subtype_is_accepted(tmp_path):
+    path = write_audio(tmp_path / "a.wav", np.zeros(100, np.float32), 8000, subtype="pcm_24")
+    assert soundfile.info(path).subtype == "PCM_24"
+
+
+def test_float_wav_has_no_peak_chunk_so_the_same_samples_give_the_same_bytes(tmp_path):
+    samples = sine(440, 0.1, 8000)
+    first = write_audio(tmp_path / "a.wav", samples, 8000).read_bytes()
+    assert b"PEAK" not in first
+    assert write_audio(tmp_path / "b.wav", samples, 8000).read_bytes() == first
+
+
+def test_ogg_is_clipped_to_full_scale(tmp_path):
+    loud = sine(440, 0.5, 8000, amplitude=3.0)
+    read = soundfile.read(write_audio(tmp_path / "a.ogg", loud, 8000), dtype="float32")[0]
+    assert len(read) == len(loud) and 0.8 < np.abs(read).max() < 1.3  # unclipped it would peak near 3
+
+
+def test_an_empty_recording_is_written_as_a_valid_empty_wav(tmp_path):
+    path = write_audio(tmp_path / "a.wav", np.zeros(0, np.float32), 8000)
+    assert soundfile.info(path).frames == 0 and soundfile.info(path).samplerate == 8000
+
+
+def test_an_empty_flac_is_refused_and_empty_wav_and_ogg_are_readable(tmp_path):
+    # libsndfile writes no bytes for a FLAC without frames: a 0-byte .flac no reader opens (found by mutmut)
+    with pytest.raises(AudioError, match="cannot write an empty FLAC"):
+        write_audio(tmp_path / "a.flac", np.zeros(0, np.float32), 8000)
+    assert not list(tmp_path.iterdir())  # nothing half-written left behind
+    for suffix in (".wav", ".ogg"):
+        assert soundfile.info(write_audio(tmp_path / f"a{suffix}", np.zeros(0, np.float32), 8000)).frames == 0
+
+
+@pytest.mark.parametrize("shape", [(0, 2), (2, 0)])  # raised IndexError in the mix-down (found by mutmut)
+def test_an_empty_multichannel_array_is_refused_as_empty(shape):
+    with pytest.raises(AudioError, match=r"^<array>: empty \(no samples\)$"):
+        audio_from_array(np.zeros(shape, np.float32), 8000)
+
+
+def test_pcm_32_keeps_32_bits(tmp_path):
+    samples = np.array([0.5, -0.25, 2.0 ** -31, 3 * 2.0 ** -31, -1.0] * 20, np.float32)
+    write_audio(tmp_path / "a.wav", samples, 8000, subtype="PCM_32")
+    np.testing.assert_array_equal(soundfile.read(tmp_path / "a.wav", dtype="float64")[0], samples)
+
+
+def test_energy_with_the_default_block_is_the_sum_of_squares():
+    assert energy(np.array([3.0, 4.0], np.float32)) == 25.0
+    assert energy(np.array([[1.0, 2.0], [2.0, 0.5]], np.float32)) == 9.25
+
+
+def test_a_whole_big_endian_wav_is_whole_and_a_non_audio_file_is_named(tmp_path):
+    from eventsep.audio import check_whole
+
+    path = tmp_path / "be.wav"  # "RIFX" ... "WAVE": its size field is big-endian, not a promise read here
+    soundfile.write(path, np.zeros(800, np.float32), 8000, subtype="PCM_16", endian="BIG")
+    assert path.read_bytes()[:4] == b"RIFX"
+    check_whole(path)
+    text = tmp_path / "x.wav"
+    text.write_text("not audio at all, but long enough to have a header")
+    with pytest.raises(AudioError) as caught:
+        check_whole(text)
+    assert str(caught.value) == f"{text}: not an audio file (format not recognised)"
+
+
+def test_double_wav_keeps_values_beyond_full_scale(tmp_path):
+    samples = np.array([0.0, 1.7, -3.0, 0.25] * 100, np.float32)
+    path = write_audio(tmp_path / "a.wav", samples, 8000, subtype="DOUBLE")
+    assert soundfile.info(path).subtype == "DOUBLE"
+    np.testing.assert_array_equal(soundfile.read(path, dtype="float32")[0], samples)

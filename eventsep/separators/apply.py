@@ -38,7 +38,7 @@ def apply_chunked(model: Callable[[torch.Tensor], torch.Tensor], samples: np.nda
     samples = np.asarray(samples, dtype=np.float32)
     length = len(samples)
     with torch.inference_mode():
-        if length <= window:
+        if length <= window:  # pragma: no mutate
             estimate = model(torch.from_numpy(samples)[None, None])[0, 0].numpy()
             if progress is not None:
                 progress(1.0)
@@ -74,7 +74,7 @@ def _divide_by_weight_sums(output: np.ndarray, starts: list[int], window: int, o
         total = np.zeros(block_stop - block_start, dtype=np.float32)
         for position in range(bisect_right(starts, block_start - window), len(starts)):
             start = starts[position]
-            if start >= block_stop:
+            if start >= block_stop:  # pragma: no mutate
                 break
             weights = crossfade_weights(window, overlap, position == 0, position == len(starts) - 1)
             low, high = max(start, block_start), min(start + window, block_stop)
