@@ -115,10 +115,8 @@ def resolve(options: RunOptions, mapping: StageResult) -> tuple[RunOptions, dict
         if not usable and family != "other":
             chosen = SEPARATORS_BY_FAMILY["other"]()
         update["separators"] = chosen
-    if options.mask.mode == AUTO:  # the family's setting, except for fields the caller set ("mask_at", "floor")
-        chosen = {key: value for key, value in MASK_BY_FAMILY[family].items()
-                  if key == "mode" or key not in options.mask.model_fields_set}
-        update["mask"] = options.mask.model_copy(update=chosen)
+    if options.mask.mode == AUTO:
+        update["mask"] = options.mask.model_copy(update=MASK_BY_FAMILY[family])
     return options.model_copy(update=update), passed_over
 
 
