@@ -107,6 +107,18 @@ def test_a_normal_answer_carries_no_warning(cache_env, standin_options, mixture)
     np.testing.assert_allclose(result.target, 0.5 * mixture.samples, atol=1e-6)  # auto: the gain is not applied
 
 
+def test_auto_leaves_the_answer_unmasked_however_the_options_are_given(cache_env, standin_options, mixture):
+    """A RunOptions object passes through model_dump/model_validate in `api.separate` (every field then counts as
+    set); "auto" must still leave a non-speech answer as separated, as it does for a dict of options."""
+    from eventsep.pipeline import RunOptions
+
+    for options in ({**standin_options, "separators": ("standin-a",)},
+                    RunOptions(**{**standin_options, "separators": ("standin-a",)})):
+        result = eventsep.separate((mixture.samples, mixture.sample_rate), "the tone", options=options)
+        assert result.options["mask"]["mask_at"] == "none" and "not applied" in result.extra["mask_note"]
+        np.testing.assert_allclose(result.target, 0.5 * mixture.samples, atol=1e-6)
+
+
 def test_a_run_frees_its_fused_audio_and_answers_as_a_kept_one_would(cache_env, standin_options, mixture):
     """`pipeline.run` lets `finish` take the fused audio out of its stage result (one whole-length array less at
     the peak); the answer is the one `finish` gives when the result is kept, as re-fusion does."""
