@@ -26,6 +26,31 @@ def ontology_entries() -> tuple[dict, ...]:
 
 
 @lru_cache(maxsize=1)
+def family_tree() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The ontology as {name: child names} and {name: parent names}."""
+    entries = ontology_entries()
+    name_of = {entry["id"]: entry["name"] for entry in entries}
+    children = {entry["name"]: [name_of[c] for c in entry["child_ids"] if c in name_of] for entry in entries}
+    parents: dict[str, list[str]] = {}
+    for parent, names in children.items():
+        for child in names:
+            parents.setdefault(child, []).append(parent)
+    return children, parents
+
+
+def related(name: str, links: dict[str, list[str]]) -> set[str]:
+    """`name` and every name reached from it through `links` (family_tree's children: its descendants;
+    parents: its ancestors)."""
+    found, todo = {name}, [name]
+    while todo:
+        for other in links.get(todo.pop(), []):
+            if other not in found:
+                found.add(other)
+                todo.append(other)
+    return found
+
+
+@lru_cache(maxsize=1)
 def classes() -> tuple[AudioSetClass, ...]:
     """All 527 classes; position i holds the class of output column i."""
     from .data import read_text

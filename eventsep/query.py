@@ -19,7 +19,7 @@ import numpy as np
 
 from .atomic import atomic_file
 from .config import QueryParams
-from .ontology import AudioSetClass, by_name, classes, ontology_entries
+from .ontology import AudioSetClass, by_name, classes, family_tree, ontology_entries, related
 
 
 @runtime_checkable
@@ -399,14 +399,8 @@ def _contained(phrase: str) -> tuple[set[int], float]:
 @lru_cache(maxsize=1)
 def _instrument_indices() -> frozenset[int]:
     """Indices of "Musical instrument" and every class below it in the ontology."""
-    children = {entry["id"]: entry.get("child_ids", []) for entry in ontology_entries()}
-    mids, todo = set(), [by_name("Musical instrument").mid]
-    while todo:
-        mid = todo.pop()
-        if mid not in mids:
-            mids.add(mid)
-            todo.extend(children.get(mid, []))
-    return frozenset(c.index for c in classes() if c.mid in mids)
+    names = related("Musical instrument", family_tree()[0])
+    return frozenset(c.index for c in classes() if c.name in names)
 
 
 # Words for how a sound sounds rather than what makes it: after a named source ("the AC hum", "fridge buzzing")

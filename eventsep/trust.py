@@ -3,7 +3,6 @@ outside its model card) and what is answered instead: by default the mixture gat
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -31,33 +30,13 @@ def level_db(estimate: np.ndarray, mixture: np.ndarray) -> float:
     return float("-inf") if energy <= 0.0 else 10.0 * np.log10(energy / mixture_energy)
 
 
-@lru_cache(maxsize=1)
-def _family_tree() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """AudioSet ontology (eventsep/data/ontology.json) as {name: child names} and {name: parent names}."""
-    from .ontology import ontology_entries
-
-    entries = ontology_entries()
-    name_of = {entry["id"]: entry["name"] for entry in entries}
-    children = {entry["name"]: [name_of[c] for c in entry["child_ids"] if c in name_of] for entry in entries}
-    parents: dict[str, list[str]] = {}
-    for parent, names in children.items():
-        for child in names:
-            parents.setdefault(child, []).append(parent)
-    return children, parents
-
-
 def kin(name: str) -> set[str]:
     """`name` with its ancestors and descendants in the ontology: a card that lists "Male speech" covers a query
     for "Speech", and one that lists "Dog" a query for "Bark"."""
-    found = {name}
-    for links in _family_tree():
-        todo = [name]
-        while todo:
-            for other in links.get(todo.pop(), []):
-                if other not in found:
-                    found.add(other)
-                    todo.append(other)
-    return found
+    from .ontology import family_tree, related
+
+    children, parents = family_tree()
+    return related(name, children) | related(name, parents)
 
 
 def card_classes(separator: str) -> set[str] | None:
