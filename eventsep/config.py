@@ -37,6 +37,12 @@ def parse_span(text: str) -> tuple[float, float]:
 MaskMode = Literal["auto", "hard", "soft", "off"]
 
 
+def gain_applied(mask: dict) -> bool:
+    """Whether a mask setting (MaskParams' fields as a dict, e.g. a Result's options["mask"]) shapes the answer:
+    not where its gain is only computed (mask_at "none": events and the fallback's gate)."""
+    return mask.get("mask_at", "output") != "none"
+
+
 class MaskParams(StageParams):
     """How SED probabilities (and user spans) become a gain over time."""
 

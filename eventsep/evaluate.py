@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from pydantic import Field
 
-from .config import FusionMode, MaskMode, StageParams
+from .config import FusionMode, MaskMode, StageParams, gain_applied
 from .pipeline import AUTO, MASK_BY_FAMILY, MIXTURE, GridPoint, Runner, RunOptions
 
 KINDS = ("speech", "music", "environment")
@@ -194,7 +194,7 @@ def default_point(grid: list[GridPoint], options: RunOptions, run_separators: tu
     (`run_separators`: their fusion, or the one separator alone, with the options' mask), else the first point."""
     fused = len(run_separators) >= 2 and tuple(run_separators[:2]) == tuple(options.separators[:2])
     auto = MASK_BY_FAMILY["other"]
-    mode = ("off" if auto.get("mask_at") == "none" else auto["mode"]) if options.mask.mode == AUTO else options.mask.mode
+    mode = (auto["mode"] if gain_applied(auto) else "off") if options.mask.mode == AUTO else options.mask.mode
     wanted = GridPoint(mask_mode=mode, threshold=options.mask.threshold,
                        fusion_mode=options.fusion.mode, separator=None if fused else run_separators[0])
     return next((point for point in grid if point.label() == wanted.label()), grid[0])
@@ -329,8 +329,7 @@ def evaluate_item(item: Item, grid: list[GridPoint], options: RunOptions, runner
             mask = answer.options["mask"]
             outcome.rows.append(_row(item, answer, reference, recording, baseline, DEFAULTS_LABEL,
                                      separator="+".join(answer.separators), fusion_mode="",
-                                     # a gain found but not applied (mask_at "none") left the answer unmasked
-                                     mask_mode="off" if mask.get("mask_at") == "none" else mask["mode"],
+                                     mask_mode=mask["mode"] if gain_applied(mask) else "off",
                                      threshold=mask["threshold"]))
             outcome.shown, outcome.shown_label = answer, DEFAULTS_LABEL
         return outcome

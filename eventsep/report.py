@@ -252,7 +252,9 @@ def link_to(target: str | os.PathLike, folder: str | os.PathLike) -> str | None:
 def applied_gain(result) -> np.ndarray | None:
     """The mask's gain when it shaped the answer; None where it was only computed (mask_at "none"), so that a
     picture does not draw a mask the answer never had."""
-    return result.gain if result.options["mask"].get("mask_at", "output") != "none" else None
+    from .config import gain_applied
+
+    return result.gain if gain_applied(result.options["mask"]) else None
 
 
 def separation_report(result, folder: str | os.PathLike, stem: str, audio_path: str | None = None,
