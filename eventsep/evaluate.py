@@ -202,10 +202,15 @@ def default_point(grid: list[GridPoint], options: RunOptions, run_separators: tu
 
 # ---------------------------------------------------------------- statistics
 
+def _floats(values) -> np.ndarray:
+    """float64 values with None as NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def summarise(values) -> dict:
     """mean over the finite values (n_finite of n), median over every value that is not NaN (±inf included:
     a silent answer's SI-SDR of -inf counts in the median)."""
-    values = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    values = _floats(values)
     finite, known = values[np.isfinite(values)], values[~np.isnan(values)]
     return {"mean": float(finite.mean()) if finite.size else None,
             "median": float(np.median(known)) if known.size else None,
@@ -216,7 +221,7 @@ def paired_bootstrap(gains, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTST
     """Mean and median of paired differences (finite pairs only) and the bootstrap 95 % interval of the mean;
     `worst` and `lost_1db` (pairs more than 1 dB worse) count every pair, a silent answer's -inf included:
     the mask rule of docs/mask.md is judged by them."""
-    values = np.asarray([np.nan if v is None else v for v in gains], dtype=np.float64)
+    values = _floats(gains)
     known = values[~np.isnan(values)]
     extremes = {"worst": float(known.min()) if known.size else None, "lost_1db": int((known < -1.0).sum())}
     gains = known[np.isfinite(known)]
