@@ -56,11 +56,20 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def kill_group(pgid: int) -> None:
+def kill_group(pgid: int, wait: float = 5.0) -> None:
+    """SIGKILL every process of the group and wait (at most `wait` seconds) until none is left: a killed
+    member lingers until it is reaped, and serve must not exit while any of its groups still exists."""
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
 
 
 def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
