@@ -198,6 +198,8 @@ def separate_key(recording: Audio, mapping: StageResult, separator: str, params:
                  progress: Any = None) -> str:
     backend = backends.get("separator", separator)
     relevant = params.model_dump(include=set(backend.param_fields))
+    if relevant.get("text") == "auto":
+        del relevant["text"]  # the default text: keys made before the option existed stay valid
     return stage_key("separate", VERSIONS["separate"], relevant,
                      inputs={"recording": recording.key, "map_query": mapping.key, "separator": separator},
                      weights={separator: backend.identity()})
@@ -211,23 +213,33 @@ def separate_key(recording: Audio, mapping: StageResult, separator: str, params:
 SEPARATOR_TEXT = {"Speech": "a person speaking"}
 
 
-def target_text(mapping: StageResult) -> str:
+def target_text(mapping: StageResult, how: str = "auto") -> str:
     """What the separators are asked for, for keep and removal alike: the query's phrases without negations
     and filler ("remove the dog" -> "dog"), each phrase whose best class is in SEPARATOR_TEXT replaced by
-    that text ("remove the speech" -> "a person speaking")."""
+    that text ("remove the speech" -> "a person speaking"). `how` (SeparatorParams.text) asks instead for the
+    phrases as typed ("words"), each phrase's best class by its AudioSet name ("class"), or both ("class+words":
+    "Dog, dog"; the name alone where the two are the same)."""
     words = mapping.meta.get("target_text") or mapping.meta["query"]
     parts = words.split(" and ")
     best = mapping.meta.get("classes", [])[:len(parts)]  # each phrase's best class comes first, in order
-    if len(best) == len(parts):
-        parts = [SEPARATOR_TEXT.get(entry["name"], part) for part, entry in zip(parts, best)]
+    if len(best) == len(parts) and how != "words":
+        parts = [_asked_for(part, entry["name"], how) for part, entry in zip(parts, best)]
     return " and ".join(parts)
+
+
+def _asked_for(phrase: str, name: str, how: str) -> str:
+    if how == "class":
+        return name
+    if how == "class+words":
+        return name if name.lower() == phrase.lower() else f"{name}, {phrase}"
+    return SEPARATOR_TEXT.get(name, phrase)
 
 
 def separate(recording: Audio, mapping: StageResult, separator: str, params: SeparatorParams,
              progress: Callable[[float], None] | None = None) -> StageResult:
     backend = backends.get("separator", separator)
     samples = resample(recording.samples, recording.sample_rate, backend.sample_rate)
-    estimate = np.asarray(_with_progress(backend.separate, samples, target_text(mapping), params,
+    estimate = np.asarray(_with_progress(backend.separate, samples, target_text(mapping, params.text), params,
                                          progress=progress), dtype=np.float32)
     return StageResult("separate", separate_key(recording, mapping, separator, params),
                        arrays={"audio": estimate},

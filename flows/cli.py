@@ -74,11 +74,19 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", help="query text encoder (default minilm)")
     parser.add_argument("--attenuation-limit", type=float,
                         help="dfn3: most it lowers the noise, in dB (default 100 = no limit)")
+    _add_separator_text_option(parser)
     _add_fallback_option(parser)
     parser.add_argument("--reference", help="clean target recording: adds metrics")
     parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress display (none either when stderr is not a terminal)")
+
+
+def _add_separator_text_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--separator-text", choices=["auto", "words", "class", "class+words"],
+                        help="what AudioSep and FlowSep are asked for (default auto: the query's words, Speech as "
+                        "'a person speaking'; words; class: the best class's AudioSet name; class+words; "
+                        "docs/audiosep.md)")
 
 
 def _add_fallback_option(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +118,8 @@ def options_from_args(args: argparse.Namespace):
     fusion = {k: v for k, v in {"mode": args.fusion, "alpha": args.alpha, "split_hz": args.split_hz}.items()
               if v is not None}
     separators = tuple(s.strip() for s in args.separators.split(",") if s.strip()) if args.separators else None
-    separator = {"attenuation_limit_db": args.attenuation_limit} if args.attenuation_limit is not None else {}
+    separator = {k: v for k, v in {"attenuation_limit_db": args.attenuation_limit,
+                                   "text": args.separator_text}.items() if v is not None}
     return make_options(mask=mask, fusion=fusion, separator=separator, separators=separators, sed=args.sed,
                         encoder=args.encoder, fallback=args.fallback)
 
@@ -273,7 +282,8 @@ def cmd_evaluate(args) -> int:
 
     spec = grid_spec_from_args(args).model_copy(update={"defaults": not args.no_defaults})
     options = make_options(sed=args.sed, encoder=args.encoder, separators=spec.separators[:2],
-                           fallback=args.fallback, mask=None if args.floor is None else {"floor": args.floor})
+                           fallback=args.fallback, mask=None if args.floor is None else {"floor": args.floor},
+                           separator=None if args.separator_text is None else {"text": args.separator_text})
     kinds = _names(args.kinds)
     select_kinds(read_manifest(args.manifest), kinds, args.manifest)  # a bad manifest fails here, in one line
     if args.audio_items is not None and args.audio_items < 0:
@@ -605,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-report", action="store_true", help="results.json and results.csv only")
     evaluate.add_argument("--sed", help="SED backend (default auto: yamnet, silero for speech queries)")
     evaluate.add_argument("--encoder", help="query text encoder (default minilm)")
+    _add_separator_text_option(evaluate)
     _add_fallback_option(evaluate)
     evaluate.add_argument("--local", action="store_true", help="run in this process without Prefect")
     evaluate.set_defaults(run=cmd_evaluate)

@@ -14,6 +14,8 @@ from eventsep.ontology import NUM_CLASSES
 from eventsep.sed import SedOutput
 
 CALLS: Counter = Counter()
+# separator name -> the texts it was asked for, in order
+ASKED: dict[str, list[str]] = {}
 
 
 class HashEncoder:
@@ -56,7 +58,7 @@ class EnergySed:
 class GainSeparator:
     """"Separates" by scaling the input; its identity is the sha256 of a weight file the test may edit."""
 
-    param_fields = ("chunk_seconds",)
+    param_fields = ("chunk_seconds", "text")
 
     def __init__(self, name: str, sample_rate: int, gain: float, weights: Path):
         self.name, self.sample_rate, self.gain, self.weights = name, sample_rate, gain, weights
@@ -66,6 +68,7 @@ class GainSeparator:
 
     def separate(self, samples, query, params):
         CALLS[self.name] += 1
+        ASKED.setdefault(self.name, []).append(query)
         return (samples * self.gain).astype(np.float32)
 
 

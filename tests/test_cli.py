@@ -280,3 +280,16 @@ def test_stereo_input_gives_stereo_outputs_that_add_up_to_each_channel(cache_env
     inner = slice(4096, -4096)
     np.testing.assert_allclose(target[inner, 1], 0.5 * target[inner, 0], atol=1e-4)
     assert "2 channels" in json.loads((out / "stereo.report.json").read_text())["channels"]
+
+
+def test_the_separators_are_asked_for_the_text_the_option_names(cache_env, wav):
+    import standins
+
+    standins.ASKED.clear()
+    for how in (None, "words", "class", "class+words"):
+        extra = [] if how is None else ["--separator-text", how]
+        assert main(["separate", wav, "the tone", "-o", str(cache_env / "out"), "--no-report", *STANDINS,
+                     *extra]) == EXIT_OK
+    # the query's words without filler by default and for "words" (no SEPARATOR_TEXT class here); the best
+    # class's AudioSet name; both. Each text is its own cache entry: all four ran.
+    assert standins.ASKED["standin-a"] == ["tone", "tone", "Sine wave", "Sine wave, tone"]

@@ -46,3 +46,43 @@ def test_a_removal_query_returns_the_residual_and_a_keep_query_the_estimate(cach
     assert not keep.mapping["remove"] and removed.mapping["remove"]
     assert si_sdr(keep.target, low) > 30 and si_sdr(keep.residual, high) > 30
     assert si_sdr(removed.target, high) > 30 and si_sdr(removed.residual, low) > 30
+
+
+def _mapping(query: str, target_text: str, best: list[str]):
+    from eventsep.store import StageResult
+
+    return StageResult("map_query", "", meta={"query": query, "target_text": target_text,
+                                               "classes": [{"name": name} for name in best]})
+
+
+def test_the_separator_text_each_way():
+    from eventsep.pipeline import target_text
+
+    mapping = _mapping("remove the barking dog and the speech", "barking dog and speech", ["Bark", "Speech"])
+    assert target_text(mapping) == "barking dog and a person speaking"
+    assert target_text(mapping, "words") == "barking dog and speech"
+    assert target_text(mapping, "class") == "Bark and Speech"
+    assert target_text(mapping, "class+words") == "Bark, barking dog and Speech"  # "speech" is the name itself
+    # without a best class for every phrase, the words as typed
+    assert target_text(_mapping("the hum and the buzz", "hum and buzz", ["Hum"]), "class") == "hum and buzz"
+
+
+def test_the_default_text_keeps_the_separators_cache_keys_and_another_text_changes_them(cache_env):
+    from eventsep import backends
+    from eventsep.audio import audio_from_array
+    from eventsep.config import SeparatorParams
+    from eventsep.hashing import stage_key
+    from eventsep.pipeline import VERSIONS, separate_key
+
+    recording = audio_from_array(np.zeros(32000, np.float32), 32000)
+    mapping = _mapping("the dog", "dog", ["Dog"])
+    auto = separate_key(recording, mapping, "audiosep", SeparatorParams())
+    # the key every AudioSep result had before the option existed: its two chunking fields only
+    before = stage_key("separate", VERSIONS["separate"], {"chunk_seconds": 10.0, "overlap_seconds": 1.0},
+                       inputs={"recording": recording.key, "map_query": mapping.key, "separator": "audiosep"},
+                       weights={"audiosep": backends.get("separator", "audiosep").identity()})
+    assert auto == before
+    assert separate_key(recording, mapping, "audiosep", SeparatorParams(text="class")) != auto
+    # DeepFilterNet3 is not asked for a text: one key whatever the option says
+    assert (separate_key(recording, mapping, "dfn3", SeparatorParams(text="class"))
+            == separate_key(recording, mapping, "dfn3", SeparatorParams()))

@@ -15,7 +15,7 @@ from .network import ResUNet30
 class AudioSepSeparator:
     """Satisfies `eventsep.backends.Separator`; `embed(text)` gives the condition vector."""
 
-    param_fields = ("chunk_seconds", "overlap_seconds")
+    param_fields = ("chunk_seconds", "overlap_seconds", "text")
 
     def __init__(self, name: str, model: ResUNet30, embed: Callable[[str], np.ndarray], identity: str):
         self.name = name

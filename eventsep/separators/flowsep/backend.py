@@ -15,7 +15,7 @@ from .model import FlowSep
 class FlowSepSeparator:
     """Satisfies `eventsep.backends.Separator`. `text.context(query)` gives the cross-attention context."""
 
-    param_fields = ("overlap_seconds", "steps", "seed")
+    param_fields = ("overlap_seconds", "steps", "seed", "text")
 
     def __init__(self, name: str, model: FlowSep, text, identity: str, batch_size: int = 2):
         self.name = name
