@@ -6,6 +6,8 @@ and odd-numbered items. Reads only what evaluate wrote; measures nothing itself.
     python3 scripts/quality_tables.py classes BEFORE.json AFTER.json
     python3 scripts/quality_tables.py halves OLD_RULE.json NEW_RULE.json
     python3 scripts/quality_tables.py gains RESULTS.json [MORE.json ...]   # every paired gain evaluate wrote
+    python3 scripts/quality_tables.py pair SETTING BASE.json OTHER.json [MORE.json ...]
+        # SETTING in each OTHER against BASE, item by item: all and per family, mean / median, paired gain
 """
 import json
 import sys
@@ -65,6 +67,30 @@ def gains(*docs: dict) -> None:
                   f"{v['ci95'][1]:+.2f}] | {worst} | {v['lost_1db']} | {v['better']}/{v['n']} |")
 
 
+def pair(setting: str, base: dict, *others: dict) -> None:
+    """`setting`'s SI-SDRi in each of `others` against `base` on the same items (runs of evaluate that differ in
+    an option, e.g. --separator-text): mean / median per family, and the paired gain with its 95 % interval."""
+    from eventsep.evaluate import paired_bootstrap
+
+    def by_item(doc):
+        return {r["item"]: r for r in doc["rows"] if r["setting"] == setting}
+
+    reference = by_item(base)
+    print("| results | all | " + " | ".join(KINDS) + " | over the first: mean [95 % CI], worst, > 1 dB worse |\n"
+          + "|---|---:|" + "---:|" * len(KINDS) + "---|")
+    for doc in (base, *others):
+        rows = by_item(doc)
+        if set(rows) != set(reference):
+            raise SystemExit(f"{doc['_path']}: not the same items as {base['_path']}")
+        summary = doc["summary"][setting]
+        g = paired_bootstrap([rows[i]["si_sdri"] - reference[i]["si_sdri"] for i in reference])
+        worst = "–" if g["worst"] is None else f"{g['worst']:+.2f}"
+        gain = ("–" if doc is base else f"{g['mean']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}], {worst}, "
+                f"{g['lost_1db']}")
+        print(f"| {doc['_path']} | {cell(summary['si_sdri'])} | "
+              + " | ".join(cell(summary["by_kind"].get(k, {})) for k in KINDS) + f" | {gain} |")
+
+
 def load(path: str) -> dict:
     with open(path) as f:
         return {**json.load(f), "_path": path}
@@ -73,6 +99,9 @@ def load(path: str) -> dict:
 if __name__ == "__main__":
     if sys.argv[1] == "gains":
         gains(*(load(p) for p in sys.argv[2:]))
+        sys.exit()
+    if sys.argv[1] == "pair":
+        pair(sys.argv[2], *(load(p) for p in sys.argv[3:]))
         sys.exit()
     what, first, second = sys.argv[1:4]
     {"families": families, "classes": classes, "halves": halves}[what](*(json.load(open(p)) for p in (first, second)))
