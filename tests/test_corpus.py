@@ -135,3 +135,44 @@ def test_synthetic_dev_takes_no_seeds_and_excludes_real(tmp_path, capsys):
     assert "takes no --seeds" in capsys.readouterr().err and not (tmp_path / "o").exists()
     with pytest.raises(SystemExit):
         main(["corpus", str(tmp_path / "o"), "--synthetic-dev", "--real"])
+
+
+def _dominant_hz(samples, rate):
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_procedural_sounds_sound_like_their_class(seed):
+    """An alarm beeps at 1.8-4.2 kHz with gaps; a siren sweeps between 0.5 and 1.7 kHz without gaps; glass
+    clinks ring above 1.5 kHz and die away. Fixed per seed."""
+    from eventsep.corpus.procedural import KINDS, render
+
+    rate = 32000
+    alarm, siren, glass = (render(KINDS[name], seed, 3.0, rate) for name in ("alarm", "siren", "clinking glass"))
+    assert np.array_equal(alarm, render(KINDS["alarm"], seed, 3.0, rate)) and alarm.dtype == np.float32
+    assert 1800 <= _dominant_hz(alarm, rate) <= 4200 * 1.01 and (np.abs(alarm) < 1e-6).mean() > 0.1
+    frames = siren[: len(siren) // 320 * 320].reshape(-1, 320)
+    assert 480 <= _dominant_hz(siren, rate) <= 1750 and (np.abs(frames).max(axis=1) > 0.01).all()
+    assert [_dominant_hz(frames[i], rate) for i in (0, len(frames) // 2)] != [0.0, 0.0]
+    assert _dominant_hz(glass, rate) >= 1500
+    onset = int(np.argmax(np.abs(glass) > 0.05))
+    ring = glass[onset:onset + rate // 5]
+    assert np.abs(ring[-rate // 50:]).max() < 0.5 * np.abs(ring[: rate // 50]).max()  # it dies away
+    for kind in KINDS.values():
+        by_name(kind.label)
+
+
+def test_procedural_targets_are_active_once_for_part_of_the_item():
+    from eventsep.corpus.procedural import KINDS, procedural_classes, procedural_target, PROCEDURAL_SEEDS
+
+    kinds = []
+    for i in range(12):
+        track, kind, prompts = procedural_target(PROCEDURAL_SEEDS + i, 4.0, 16000)
+        span = np.flatnonzero(track)
+        assert 0.25 * len(track) <= span[-1] - span[0] + 1 <= 0.6 * len(track) and kind in KINDS
+        assert len(prompts) == 4 and all(isinstance(p, str) and p for p in prompts)
+        kinds.append(KINDS[kind].label)
+    from collections import Counter
+
+    assert procedural_classes(12) == dict(Counter(kinds))  # the card's counts are the items' kinds

@@ -88,3 +88,33 @@ def test_training_data_is_rendered_again_when_its_seeds_change(tmp_path, monkeyp
     assert len(larger.arrays["target"]) == 5 and rendered[2:] == [(0, 5), (10, 11)]
     training.training_data(tmp_path, small, 32000)
     assert len(rendered) == 6
+
+
+def test_procedural_items_join_the_training_items_only_when_asked(tmp_path, monkeypatch):
+    """procedural_items adds that many procedural targets after the corpus items (never to validation), and a
+    folder rendered without them stays valid for a config without them."""
+    import numpy as np
+
+    from eventsep.corpus.procedural import KINDS
+    from eventsep.separators import training
+
+    def fake_items(seeds, seconds, sample_rate, *recorded):
+        count = len(seeds)
+        return {"target": np.zeros((count, int(seconds * sample_rate)), np.float32),
+                "interferer": np.full((count, int(seconds * sample_rate)), seeds.start + 1, np.float32),
+                "prompts": [[f"item {s}"] for s in seeds], "kinds": ["k"] * count}
+
+    monkeypatch.setattr(training, "corpus_items", fake_items)
+    monkeypatch.setattr(training, "embed_prompts",
+                        lambda groups: (sorted({p for g in groups for p in g}), np.zeros((sum(map(len, groups)), 3))))
+    plain = TrainConfig(train_seeds=(0, 3), validation_seeds=(10, 11), item_seconds=1.0)
+    before = training.training_data(tmp_path, plain, 8000)
+    spec = json.loads((tmp_path / "data.json").read_text())["spec"]
+    assert "procedural_items" not in spec and len(before.arrays["target"]) == 3
+    data = training.training_data(tmp_path, TrainConfig(**{**plain.__dict__, "procedural_items": 4}), 8000)
+    meta = json.loads((tmp_path / "data.json").read_text())
+    assert len(data.arrays["target"]) == 7 and len(data.valid["target"]) == 1
+    assert set(meta["kinds"][3:]) <= set(KINDS) and all(np.abs(t).max() > 0.1 for t in data.arrays["target"][3:])
+    assert (data.arrays["interferer"][3:] == 1).all()  # copies of corpus items' interferers
+    assert all(any(name in prompt for name in (kind, *KINDS[kind].words) for prompt in group)
+               for kind, group in zip(meta["kinds"][3:], meta["prompts"][3:]))

@@ -42,6 +42,9 @@ class TrainConfig:
     # how often recorded items take a speech, music or environment target; None: whatever makes all the items
     # (synthetic and recorded) a third of each family (recorded_family_weights)
     recorded_families: tuple[float, float, float] | None = None
+    # procedural items added to the training items (eventsep/corpus/procedural.py: alarms, sirens, glass clinks,
+    # classes no packaged recording covers); validation items are never procedural
+    procedural_items: int = 0
 
 
 # registry name of the packaged weights -> the module whose train(folder, minutes, config, ...) and
@@ -112,11 +115,12 @@ def recorded_family(seed: int, recorded_share: float, families: tuple[float, flo
 
 
 def target_classes(seeds: range, recorded_share: float = 0.0, split: str = "train",
-                   families: tuple[float, float, float] | None = None, training_only: bool = True
-                   ) -> dict[str, int]:
+                   families: tuple[float, float, float] | None = None, training_only: bool = True,
+                   procedural: int = 0) -> dict[str, int]:
     """Target clips per AudioSet display name over corpus items `seeds` (what a model card lists), counted
     without rendering: the synthetic item's first draw, or the recorded item's target class (`training_only`
-    False: as drawn without the TRAINING_ONLY packages, e.g. for a round trained before 0ad-data was installed)."""
+    False: as drawn without the TRAINING_ONLY packages, e.g. for a round trained before 0ad-data was installed),
+    and the kinds of the first `procedural` procedural items."""
     from collections import Counter
 
     from ..corpus import ALL_KINDS
@@ -125,6 +129,10 @@ def target_classes(seeds: range, recorded_share: float = 0.0, split: str = "trai
 
     counts = Counter(target_class(seed, split, recorded_family(seed, recorded_share, families), training_only)
                      if is_recorded(seed, recorded_share) else ALL_KINDS[target_kind_of(seed)].label for seed in seeds)
+    if procedural:
+        from ..corpus.procedural import procedural_classes
+
+        counts.update(procedural_classes(procedural))
     return dict(sorted(counts.items()))
 
 
@@ -148,6 +156,20 @@ def corpus_items(seeds: range, seconds: float, sample_rate: int, recorded_share:
         kinds.append(item.target_kind)
     return {"target": np.stack(targets), "interferer": np.stack(interferers), "prompts": prompts,
             "kinds": kinds}
+
+
+def with_procedural(items: dict, count: int, seconds: float, sample_rate: int) -> dict:
+    """`items` (corpus_items' dict) and `count` procedural items after them; each procedural item's interferer is
+    a copy of a corpus item's (a fixed draw per item), since a training batch pairs targets with other items'
+    interferers anyway."""
+    from ..corpus.procedural import PROCEDURAL_SEEDS, procedural_target
+
+    made = [procedural_target(PROCEDURAL_SEEDS + i, seconds, sample_rate) for i in range(count)]
+    copies = [int(np.random.default_rng([PROCEDURAL_SEEDS + i, 43]).integers(len(items["interferer"])))
+              for i in range(count)]
+    return {"target": np.concatenate([items["target"], np.stack([m[0] for m in made])]),
+            "interferer": np.concatenate([items["interferer"], items["interferer"][copies]]),
+            "prompts": items["prompts"] + [m[2] for m in made], "kinds": items["kinds"] + [m[1] for m in made]}
 
 
 def embed_prompts(prompts: list[list[str]]) -> tuple[list[str], np.ndarray]:
@@ -178,12 +200,16 @@ def training_data(folder: Path, config: TrainConfig, sample_rate: int) -> Traini
         spec["recorded_units"] = len(units("train"))
     if config.recorded_families is not None:
         spec["recorded_families"] = list(config.recorded_families)
+    if config.procedural_items:  # absent at 0, as above
+        spec["procedural_items"] = config.procedural_items
     meta = json.loads((folder / "data.json").read_text()) if data_path.exists() else {}
     if meta.get("spec") == spec:
         arrays = dict(np.load(data_path, allow_pickle=False))
     else:  # absent, or rendered for other seeds, lengths, rate or share: render again
         train_items = corpus_items(range(*config.train_seeds), config.item_seconds, sample_rate,
                                    config.recorded_share, "train", config.recorded_families)
+        if config.procedural_items:
+            train_items = with_procedural(train_items, config.procedural_items, config.item_seconds, sample_rate)
         valid_items = corpus_items(range(*config.validation_seeds), config.item_seconds, sample_rate,
                                    config.recorded_share, "held_out", config.recorded_families)
         texts, vectors = embed_prompts(train_items["prompts"] + valid_items["prompts"])
