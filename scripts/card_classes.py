@@ -11,4 +11,5 @@ from eventsep.separators.training import target_classes
 if __name__ == "__main__":
     seeds = range(*DEFAULTS.train_seeds)
     print(json.dumps({f"classes seeds {seeds.start}-{seeds.stop - 1}, recorded share {DEFAULTS.recorded_share}":
-                      target_classes(seeds, DEFAULTS.recorded_share)}, indent=1))
+                      target_classes(seeds, DEFAULTS.recorded_share, families=DEFAULTS.recorded_families,
+                                     procedural=DEFAULTS.procedural_items)}, indent=1))

@@ -61,14 +61,14 @@ def siren(rng: np.random.Generator, length: int, rate: int) -> np.ndarray:
 
 
 def glass(rng: np.random.Generator, length: int, rate: int) -> np.ndarray:
-    """Clinks: many inharmonic partials of 1.5-10 kHz that ring briefly and die away, with a click at the strike."""
+    """Clinks: many inharmonic partials of 1.5-10 kHz (below Nyquist) that ring briefly and die away, with a click at the strike."""
     out = np.zeros(length)
     strikes = np.sort(rng.uniform(0, max(length - rate // 10, 1), size=int(rng.integers(1, 6)))).astype(int)
     for start in strikes:
         n = min(int(rng.uniform(0.2, 0.8) * rate), length - start)
         t = np.arange(n) / rate
         ring = sum(rng.uniform(0.2, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-                   * np.exp(-t / rng.uniform(0.02, 0.3)) for f in rng.uniform(1500, 10000, size=int(rng.integers(6, 13))))
+                   * np.exp(-t / rng.uniform(0.02, 0.3)) for f in rng.uniform(1500, min(10000, 0.45 * rate), size=int(rng.integers(6, 13))))
         click = rng.standard_normal(n) * np.exp(-t / 0.002)
         out[start:start + n] += (ring + click) * rng.uniform(0.5, 1.0)
     return out
