@@ -48,9 +48,9 @@ def test_mini_cards_count_the_target_clips_of_their_training_seeds(corpus_cache)
     card = cards.load_card("audiosep-mini")
     rounds = card["training"]["class_rounds"]
     last = rounds[-1]
-    assert (tuple(last["seeds"]), last["recorded_share"], last["recorded_families"]) == (
+    assert (tuple(last["seeds"]), last["recorded_share"], last["recorded_families"], last.get("procedural", 0)) == (
         DEFAULTS.train_seeds, DEFAULTS.recorded_share,
-        None if DEFAULTS.recorded_families is None else list(DEFAULTS.recorded_families))
+        None if DEFAULTS.recorded_families is None else list(DEFAULTS.recorded_families), DEFAULTS.procedural_items)
     installed = any(unit.key.startswith(recorded.TRAINING_ONLY) for unit in recorded.catalogue())
     counts, uncounted = _synthetic_targets(range(0, 2000)), 0
     for step in rounds:
@@ -59,7 +59,7 @@ def test_mini_cards_count_the_target_clips_of_their_training_seeds(corpus_cache)
             continue
         families = None if step["recorded_families"] is None else tuple(step["recorded_families"])
         counts += Counter(target_classes(range(*step["seeds"]), step["recorded_share"], "train", families,
-                                         step["training_only"]))
+                                         step["training_only"], step.get("procedural", 0)))
     if not uncounted:
         assert card["classes"] == dict(sorted(counts.items()))
     else:  # what can be counted here is in the card, and the rest adds up to the rounds that could not be
