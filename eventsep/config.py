@@ -35,6 +35,7 @@ def parse_span(text: str) -> tuple[float, float]:
 
 
 MaskMode = Literal["auto", "hard", "soft", "off"]
+SeparatorText = Literal["auto", "words", "class", "class+words"]  # SeparatorParams.text
 
 
 def gain_applied(mask: dict) -> bool:
@@ -160,7 +161,7 @@ class SeparatorParams(StageParams):
         100.0, ge=1.0, le=100.0,
         description="dfn3: most the denoiser may lower the noise, in dB; 100 = no limit (DeepFilterNet's own "
                     "default). Lower keeps some background under the speech")
-    text: Literal["auto", "words", "class", "class+words"] = Field(
+    text: SeparatorText = Field(
         "auto", description="what a text-conditioned separator is asked for: auto, the query's words with a class "
                             "the mini AudioSep knows by another name put its way (pipeline.SEPARATOR_TEXT); words, the "
                             "query's words; class, the best class's AudioSet name; class+words, both (docs/audiosep.md)")

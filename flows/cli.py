@@ -83,7 +83,11 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_separator_text_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--separator-text", choices=["auto", "words", "class", "class+words"],
+    from typing import get_args
+
+    from eventsep.config import SeparatorText
+
+    parser.add_argument("--separator-text", choices=get_args(SeparatorText),
                         help="what AudioSep and FlowSep are asked for (default auto: the query's words, Speech as "
                         "'a person speaking'; words; class: the best class's AudioSet name; class+words; "
                         "docs/audiosep.md)")

@@ -80,6 +80,15 @@ def _prompts(kind: SourceKind, templates: list[str], rng: np.random.Generator, c
     return [templates[int(i)].format(names[int(j) % len(names)]) for j, i in enumerate(chosen)]
 
 
+def _placed(source: np.ndarray, length: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A silent track of `length` samples with `source` once at a random start (not at its very ends), and the
+    start."""
+    start = int(rng.uniform(0.05, 0.95) * (length - len(source)))
+    track = np.zeros(length, dtype=np.float32)
+    track[start:start + len(source)] = source
+    return track, start
+
+
 def target_kind_of(seed: int) -> str:
     """The target kind `make_mixture(seed)` draws (its first draw), without rendering anything."""
     return _pick(np.random.default_rng([seed, 0])).name
@@ -96,10 +105,7 @@ def make_mixture(seed: int, *, sample_rate: int = 32000, seconds: float = 10.0, 
 
     wanted = rng.uniform(0.3, 0.6) * seconds
     source = _trim(render(target_kind, seed, wanted + 1.0, sample_rate))[: int(wanted * sample_rate)]
-    source = _fade(source, sample_rate)
-    start = int(rng.uniform(0.05, 0.95) * (length - len(source)))
-    target_track = np.zeros(length, dtype=np.float32)
-    target_track[start:start + len(source)] = source
+    target_track, start = _placed(_fade(source, sample_rate), length, rng)
     interferer_track = _cover(interferer_kind, seed + 1, length, sample_rate, rng)
 
     active = slice(start, start + len(source))

@@ -95,19 +95,13 @@ def _draw_kind(rng: np.random.Generator) -> ProceduralKind:
 def procedural_target(seed: int, seconds: float, sample_rate: int) -> tuple[np.ndarray, str, list[str]]:
     """(target track, kind name, prompts) of procedural training item `seed`: a kind drawn per seed, active once
     for 30-60 % of `seconds`, like the synthetic corpus's targets (mixtures.make_mixture)."""
-    from .mixtures import TARGET_PROMPTS, _fade
+    from .mixtures import TARGET_PROMPTS, _fade, _placed, _prompts
 
     rng = np.random.default_rng([seed, 40])
     kind = _draw_kind(rng)
-    length = int(seconds * sample_rate)
     source = _fade(render(kind, seed, rng.uniform(0.3, 0.6) * seconds, sample_rate), sample_rate)
-    start = int(rng.uniform(0.05, 0.95) * (length - len(source)))
-    track = np.zeros(length, np.float32)
-    track[start:start + len(source)] = source
-    names = [kind.name, *kind.words]
-    prompts = [TARGET_PROMPTS[int(i)].format(names[j % len(names)])
-               for j, i in enumerate(rng.choice(len(TARGET_PROMPTS), size=4, replace=False))]
-    return track, kind.name, prompts
+    track, _ = _placed(source, int(seconds * sample_rate), rng)
+    return track, kind.name, _prompts(kind, TARGET_PROMPTS, rng, 4)
 
 
 # Procedural training item i is drawn from seed PROCEDURAL_SEEDS + i: a range no other corpus item uses.
