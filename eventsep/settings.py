@@ -12,7 +12,8 @@ class Settings(BaseSettings):
     """`EVENTSEP_CACHE` (default ./cache), `EVENTSEP_RESULTS` (a folder or fsspec URL such as
     s3://team-bucket/eventsep; default <cache>/results), `EVENTSEP_MODELS` (default <cache>/models),
     `EVENTSEP_CACHE_MAX` (a size such as 2GB or 500MB: a local result store is kept under it by deleting
-    the least recently used results; default none)."""
+    the least recently used results; default none), `EVENTSEP_WEIGHTS` (other weights for the project's own
+    models, "audiosep-mini=FILE[,flowsep-mini=FILE]": eventsep.pretrained.overrides)."""
 
     model_config = SettingsConfigDict(env_prefix="EVENTSEP_", extra="ignore")
 
@@ -20,6 +21,7 @@ class Settings(BaseSettings):
     results: str | None = None
     models: Path | None = None
     cache_max: str | None = None
+    weights: str | None = None
 
     @property
     def cache_dir(self) -> Path:

@@ -76,10 +76,26 @@ def _add_stage_options(parser: argparse.ArgumentParser) -> None:
                         help="dfn3: most it lowers the noise, in dB (default 100 = no limit)")
     _add_separator_text_option(parser)
     _add_fallback_option(parser)
+    _add_weights_option(parser)
     parser.add_argument("--reference", help="clean target recording: adds metrics")
     parser.add_argument("--local", action="store_true", help="run in this process without Prefect")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress display (none either when stderr is not a terminal)")
+
+
+def _add_weights_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE",
+                        help="other weights for a project model (audiosep-mini, flowsep-mini), e.g. a training's "
+                             "export from `eventsep models export`; cache keys follow the file (repeatable)")
+
+
+def _use_weights(given: list[str] | None) -> None:
+    """Add --weights to EVENTSEP_WEIGHTS (a Prefect run's tasks read it too) and check every file named there."""
+    from eventsep.pretrained import check_overrides
+
+    if given:
+        os.environ["EVENTSEP_WEIGHTS"] = ",".join(filter(None, [os.environ.get("EVENTSEP_WEIGHTS", "")] + given))
+    check_overrides()
 
 
 def _add_separator_text_option(parser: argparse.ArgumentParser) -> None:
@@ -416,6 +432,17 @@ def cmd_corpus(args) -> int:
             return EXIT_BAD_INPUT
         print(f"wrote {len(plan['items'])} recorded mixtures and {path}")
         return EXIT_OK
+    if args.training_validation:
+        from eventsep.separators.training import config_with, trainer, write_validation_set
+
+        if args.seeds:
+            raise ValueError("--training-validation renders the trainer's own validation seeds; it takes no --seeds")
+        module = trainer(args.training_validation)
+        config = config_with(module.DEFAULTS, {})
+        path = write_validation_set(args.output, config, module.MINI.sample_rate)
+        print(f"wrote {config.validation_seeds[1] - config.validation_seeds[0]} validation mixtures of "
+              f"{args.training_validation} and {path}")
+        return EXIT_OK
     if args.synthetic_dev:
         from eventsep.corpus.mixtures import committed_synthetic_plan, write_synthetic_set
 
@@ -489,14 +516,14 @@ def cmd_train(args) -> int:
     folder = args.folder or f"cache/training/{args.model}"
     settings = dict(training_setting(text) for text in args.set)
     if args.local:
-        from eventsep.pretrained import path_of
+        from eventsep.pretrained import packaged_path
         from eventsep.separators.training import config_with, export, trainer, warm_start_weights
 
         module = trainer(args.model)
         state = module.train(folder, args.minutes, config_with(module.DEFAULTS, settings),
                              warm_start=warm_start_weights(args.model, args.fresh))
         if args.export:
-            print(f"exported {export(folder, path_of(args.model))}")
+            print(f"exported {export(folder, packaged_path(args.model))}")
     else:
         from flows.train import train_mini_separator
 
@@ -505,10 +532,10 @@ def cmd_train(args) -> int:
     print(json.dumps(state["history"][-1] if state.get("history") else state))
     if args.export:
         from eventsep.hashing import file_sha256
-        from eventsep.pretrained import path_of
+        from eventsep.pretrained import packaged_path
 
-        print(f"record sha256 {file_sha256(path_of(args.model))} for {args.model} in eventsep/pretrained.py "
-              "(the weights are checked against it when loaded)")
+        print(f"record sha256 {file_sha256(packaged_path(args.model))} for {args.model} in "
+              "eventsep/pretrained.py (the weights are checked against it when loaded)")
     return EXIT_OK
 
 
@@ -534,6 +561,15 @@ def cmd_models(args) -> int:
     if args.action == "pull":
         for name in names:
             print(f"pulled {pretrained.pull(name)}")
+        return EXIT_OK
+    if args.action == "export":
+        from eventsep.separators.training import export
+
+        if not args.name or not args.source or not args.output:
+            raise ValueError("models export needs NAME, --from (a training folder or its checkpoint) and -o FILE")
+        pretrained.packaged_path(args.name)  # one of the project's own models
+        written = export(args.source, args.output)
+        print(f"exported {written}; use it with --weights {args.name}={written} (or EVENTSEP_WEIGHTS)")
         return EXIT_OK
     if args.action == "convert":
         if not args.name:
@@ -621,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--encoder", help="query text encoder (default minilm)")
     _add_separator_text_option(evaluate)
     _add_fallback_option(evaluate)
+    _add_weights_option(evaluate)
     evaluate.add_argument("--local", action="store_true", help="run in this process without Prefect")
     evaluate.set_defaults(run=cmd_evaluate)
 
@@ -668,8 +705,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     models = commands.add_parser("models", help="list, verify or pull the model files")
-    models.add_argument("action", choices=["list", "verify", "pull", "convert", "card"])
+    models.add_argument("action", choices=["list", "verify", "pull", "convert", "card", "export"])
     models.add_argument("name", nargs="?")
+    models.add_argument("--from", dest="source", metavar="FOLDER|CHECKPOINT",
+                        help="export: a training folder (its last.pt) or a checkpoint file")
+    models.add_argument("-o", "--output", help="export: the safetensors file to write")
     models.add_argument("--yes", action="store_true", help="convert: confirm unpickling without a prompt")
     models.set_defaults(run=cmd_models)
 
@@ -687,6 +727,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="recorded sources only, from the units held out of training (docs/corpus.md)")
     which.add_argument("--synthetic-dev", action="store_true",
                        help="the committed synthetic development set (48 items, seeds 100000-100047)")
+    which.add_argument("--training-validation", choices=["audiosep-mini", "flowsep-mini"], metavar="MODEL",
+                       help="the validation items MODEL's training reads (20 items of 4 s, 16 kHz)")
     corpus.set_defaults(run=cmd_corpus)
     return parser
 
@@ -727,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings().cache_max_bytes  # a bad EVENTSEP_CACHE_MAX is one line before any work
+        _use_weights(getattr(args, "weights", None))  # so is a bad --weights or EVENTSEP_WEIGHTS
         return args.run(args)
     except NoSeparatorAvailable as error:
         for event in error.events:

@@ -31,8 +31,8 @@ def train_mini_separator(model: str = "audiosep-mini", folder: str | None = None
     for _ in range(rounds):
         state = train_round(model, folder, minutes / rounds, warm_start, config or {})
     if export:
-        from eventsep.pretrained import path_of
+        from eventsep.pretrained import packaged_path
         from eventsep.separators.training import export as export_weights
 
-        print(f"exported {export_weights(folder, path_of(model))}")
+        print(f"exported {export_weights(folder, packaged_path(model))}")
     return state

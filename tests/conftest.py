@@ -38,6 +38,7 @@ def cache_env(tmp_path, monkeypatch):
     """A private cache folder (results, locks, models) and the stand-in backends."""
     monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("EVENTSEP_RESULTS", raising=False)
+    monkeypatch.setenv("EVENTSEP_WEIGHTS", "")  # none; restored after the test even where `main` sets it (--weights)
     register_all(tmp_path / "weights")
     CALLS.clear()
     return tmp_path

@@ -118,3 +118,39 @@ def test_procedural_items_join_the_training_items_only_when_asked(tmp_path, monk
     assert (data.arrays["interferer"][3:] == 1).all()  # copies of corpus items' interferers
     assert all(any(name in prompt for name in (kind, *KINDS[kind].words) for prompt in group)
                for kind, group in zip(meta["kinds"][3:], meta["prompts"][3:]))
+
+
+# ---------------------------------------------------------------- the training's validation items as a manifest
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_the_validation_items_become_an_evaluate_manifest(tmp_path, share):
+    import numpy as np
+    import soundfile
+
+    from eventsep.corpus import ALL_KINDS
+    from eventsep.separators.training import corpus_item, recorded_family, write_validation_set
+
+    config = TrainConfig(validation_seeds=(100_003, 100_005), item_seconds=1.5, recorded_share=share,
+                         recorded_families=(0.3, 0.25, 0.45))
+    manifest = json.loads(write_validation_set(tmp_path, config, 16000).read_text())
+    family_kind = {"voice": "speech", "instrument": "music", "drums": "music", "effect": "environment",
+                   "animal": "environment"}
+    assert [item["id"] for item in manifest["items"]] == ["valid100003", "valid100004"]
+    for seed, item in zip((100_003, 100_004), manifest["items"]):
+        made = corpus_item(seed, 1.5, 16000, share, "held_out", (0.3, 0.25, 0.45))  # what the trainer validates on
+        mixture, rate = soundfile.read(tmp_path / item["mixture"], dtype="float32")
+        reference, _ = soundfile.read(tmp_path / item["reference"], dtype="float32")
+        assert rate == 16000 and len(mixture) == 24000
+        assert np.array_equal(mixture, made.target + made.interferer) and np.array_equal(reference, made.target)
+        assert item["query"] == made.prompts[0] and item["class"] == made.target_label
+        assert (item["onset"], item["offset"]) == (made.onset, made.offset)
+        kind = recorded_family(seed, share, (0.3, 0.25, 0.45)) if share else family_kind[ALL_KINDS[made.target_kind].family]
+        assert item["kind"] == kind
+
+
+def test_corpus_training_validation_takes_no_seeds(tmp_path, capsys):
+    from flows.cli import EXIT_BAD_INPUT, main
+
+    assert main(["corpus", str(tmp_path / "v"), "--training-validation", "audiosep-mini", "--seeds", "1-2"]) \
+        == EXIT_BAD_INPUT
+    assert "takes no --seeds" in capsys.readouterr().err and not (tmp_path / "v").exists()

@@ -136,26 +136,56 @@ def target_classes(seeds: range, recorded_share: float = 0.0, split: str = "trai
     return dict(sorted(counts.items()))
 
 
+def corpus_item(seed: int, seconds: float, sample_rate: int, recorded_share: float = 0.0, split: str = "train",
+                families: tuple[float, float, float] | None = None):
+    """Corpus item `seed` (a `Mixture`): synthetic, or recorded sources of `split` when the seed is drawn recorded."""
+    from ..corpus import make_mixture
+    from ..corpus.real import recorded_mixture
+
+    if is_recorded(seed, recorded_share):
+        return recorded_mixture(seed, split=split, sample_rate=sample_rate, seconds=seconds,
+                                family=recorded_family(seed, recorded_share, families))
+    return make_mixture(seed, sample_rate=sample_rate, seconds=seconds)
+
+
 def corpus_items(seeds: range, seconds: float, sample_rate: int, recorded_share: float = 0.0,
                  split: str = "train", families: tuple[float, float, float] | None = None
                  ) -> dict[str, np.ndarray | list]:
     """Corpus items of `seeds`: synthetic, or, for a `recorded_share` of the seeds, recorded sources of `split`."""
-    from ..corpus import make_mixture
-    from ..corpus.real import recorded_mixture
-
     targets, interferers, prompts, kinds = [], [], [], []
     for seed in seeds:
-        if is_recorded(seed, recorded_share):
-            item = recorded_mixture(seed, split=split, sample_rate=sample_rate, seconds=seconds,
-                                    family=recorded_family(seed, recorded_share, families))
-        else:
-            item = make_mixture(seed, sample_rate=sample_rate, seconds=seconds)
+        item = corpus_item(seed, seconds, sample_rate, recorded_share, split, families)
         targets.append(item.target)
         interferers.append(item.interferer)
         prompts.append(item.prompts)
         kinds.append(item.target_kind)
     return {"target": np.stack(targets), "interferer": np.stack(interferers), "prompts": prompts,
             "kinds": kinds}
+
+
+def write_validation_set(folder: str | Path, config: TrainConfig, sample_rate: int) -> Path:
+    """The validation items a training with `config` reads (0 dB two-source mixtures of held-out sources, each
+    asked for with its first prompt) as an `eventsep evaluate` manifest, `folder/manifest.json`: a round's
+    validation figures are then made by evaluate, for any weights (`--weights`). Mixture and target are 32-bit
+    float WAV at `sample_rate`, so the mixture is the training's target + interferer exactly."""
+    from ..audio import write_audio
+    from ..corpus import ALL_KINDS
+    from ..corpus.manifest import KIND_OF_FAMILY, write_manifest
+
+    folder = Path(folder)
+    entries = []
+    for seed in range(*config.validation_seeds):
+        item = corpus_item(seed, config.item_seconds, sample_rate, config.recorded_share, "held_out",
+                           config.recorded_families)
+        stem = f"valid{seed}"
+        write_audio(folder / f"{stem}.mixture.wav", item.target + item.interferer, sample_rate, subtype="FLOAT")
+        write_audio(folder / f"{stem}.target.wav", item.target, sample_rate, subtype="FLOAT")
+        kind = (KIND_OF_FAMILY[ALL_KINDS[item.target_kind].family] if item.target_kind in ALL_KINDS
+                else item.target_kind)  # a recorded item's kind is its family already
+        entries.append({"id": stem, "mixture": f"{stem}.mixture.wav", "reference": f"{stem}.target.wav",
+                        "query": item.prompts[0], "onset": item.onset, "offset": item.offset, "kind": kind,
+                        "class": item.target_label})
+    return write_manifest(entries, folder / "manifest.json")
 
 
 def with_procedural(items: dict, count: int, seconds: float, sample_rate: int) -> dict:
@@ -322,12 +352,17 @@ def resumable_loop(folder: Path, minutes: float, model: torch.nn.Module, optimiz
     return state
 
 
-def export(folder: str | Path, destination: str | Path) -> Path:
-    """Write the trained weights (no optimizer) as safetensors with their configs and validation figures.
-    A checkpoint that holds an EMA copy (keys `ema.*`) exports that copy."""
+def export(source: str | Path, destination: str | Path) -> Path:
+    """Write the trained weights (no optimizer) of a training folder's `last.pt`, or of a checkpoint file
+    `source`, as safetensors with their configs and validation figures. A checkpoint that holds an EMA copy
+    (keys `ema.*`) exports that copy."""
     from safetensors.torch import save_file
 
-    checkpoint = torch.load(Path(folder) / "last.pt", weights_only=True)
+    source = Path(source)
+    path = source / "last.pt" if source.is_dir() else source
+    if not path.is_file():
+        raise ValueError(f"{path} not found: give a training folder holding last.pt, or a checkpoint file")
+    checkpoint = torch.load(path, weights_only=True)
     weights = checkpoint["model"]
     if any(key.startswith("ema.") for key in weights):
         weights = {key[len("ema."):]: value for key, value in weights.items() if key.startswith("ema.")}
