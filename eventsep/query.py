@@ -266,6 +266,13 @@ def speaker_words() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
+def doer_words() -> frozenset[str]:
+    """Words for a person by what they do rather than say (runner, swimmer): beside a sound the phrase names, that
+    sound is what they make (eventsep/data/aliases.json, "doers")."""
+    return frozenset(_normalise(word) for word in _alias_file()["doers"])
+
+
+@lru_cache(maxsize=1)
 def aliases() -> dict[str, str]:
     """The project's alias table: everyday word → AudioSet display name (checked against the ontology)."""
     table = _alias_file()["aliases"]
@@ -432,8 +439,9 @@ def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
             # "mom singing a lullaby": the person's singing, not Singing in general beside her speech
             sounds = (sounds - {by_name("Singing").index}) | _sung(_most_specific(speech), words)
         if sounds:
-            # beside a person ("the kids shrieking") the sound is what the person makes: it outranks their speech
-            return sounds, SPEAKER_BONUS if speech else CONTAINED_BONUS, False
+            # beside a person ("the kids shrieking", "the runner panting") the sound is what the person makes: it
+            # outranks their speech, and whatever a word for what they do comes close to by cosine (Run)
+            return sounds, SPEAKER_BONUS if speech or doer_words().intersection(words) else CONTAINED_BONUS, False
         if speech:
             return _sung(_most_specific(speech), words), SPEAKER_BONUS if speaker else CONTAINED_BONUS, True
     return set(), CONTAINED_BONUS, False

@@ -315,6 +315,11 @@ def test_words_of_the_english_word_list_are_never_corrected(text):
     # session 8, from fresh6-tune: a sergeant is a speaker, and "drill" before him describes him
     ("the drill sergeant bellowing", {"Bellow"}),
     ("the sergeant", {"Speech"}),
+    # session 9, from fresh8-tune (and fresh6's and fresh7's "runner panting"): a runner is a person by what he
+    # does; the sound named beside him is what he makes, and alone he is left to the cosine
+    ("the runner panting after the race", {"Pant"}),
+    ("the swimmer splashing", {"Splash, splatter"}),
+    ("the runner", {"Run"}),
 ])
 def test_sound_words_roles_and_requests(minilm, tmp_path, text, expected):
     mapping = Q.map_query(text, minilm, QueryParams(top_k=3), cache_dir=tmp_path)
