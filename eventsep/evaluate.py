@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 from pydantic import Field
@@ -156,7 +156,8 @@ class GridSpec(StageParams):
 
     separators: tuple[str, ...] = ("audiosep", "flowsep")
     fusions: tuple[FusionMode, ...] = ("band", "rate")
-    masks: tuple[MaskMode, ...] = ("off", "soft", "hard")
+    # "oracle": each source gated by the item's true span (its onset to offset), the bound of what a mask can add
+    masks: tuple[MaskMode | Literal["oracle"], ...] = ("off", "soft", "hard")
     thresholds: tuple[float, ...] = Field((0.3, 0.5), min_length=1)
     baseline: bool = True
     # also score what `eventsep separate` answers with its defaults (DEFAULTS_LABEL): it runs the separators
@@ -164,8 +165,8 @@ class GridSpec(StageParams):
     defaults: bool = False
 
     def mask_settings(self) -> list[tuple[MaskMode, float]]:
-        settings = [("off", 0.5)] if "off" in self.masks else []
-        return settings + [(m, float(t)) for m in self.masks if m != "off" for t in self.thresholds]
+        settings = [(m, 0.5) for m in ("off", "oracle") if m in self.masks]  # no θ
+        return settings + [(m, float(t)) for m in self.masks if m not in ("off", "oracle") for t in self.thresholds]
 
     def points(self) -> list[GridPoint]:
         sources: list[tuple[str | None, str]] = [(name, "band") for name in self.separators]
@@ -327,7 +328,8 @@ def evaluate_item(item: Item, grid: list[GridPoint], options: RunOptions, runner
     mapping, sed_result, estimates = load_cached(store, recording, item.query, options)
     answer = run(recording, item.query, defaults_options(options), runner) if with_defaults else None
     with single_threaded_blas():
-        results = refuse_grid(recording, mapping, sed_result, estimates, grid, options)
+        span = (item.onset, item.offset) if item.onset is not None and item.offset is not None else None
+        results = refuse_grid(recording, mapping, sed_result, estimates, grid, options, span=span)
         baseline = mixture_scores(recording.samples, reference)
         outcome = _scored(item, grid, results, reference, recording, baseline, default)
         if answer is not None:
@@ -406,6 +408,10 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, spec: Grid
         raise backends.BackendUnavailable("; ".join(f"{name}: {why}" for name, why in reasons.items()))
     options = make_options(options, separators=tuple(spec.separators[:2]))
     grid = spec.points()
+    if any(point.mask_mode == "oracle" for point in grid):
+        if unspanned := [item.id for item in items if item.onset is None or item.offset is None]:
+            raise ManifestError(f"{manifest}: the oracle mask needs each item's onset and offset; "
+                                f"{', '.join(unspanned[:3])}{' ...' if len(unspanned) > 3 else ''} lack them")
     default = default_point(grid, options, run_default_separators())
     runner = runner or local_runner()
     out_dir = Path(out_dir)

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
@@ -499,14 +499,17 @@ class GridPoint(StageParams):
     itself, so that the mask alone does the work (the detector-only baseline).
     """
 
-    mask_mode: MaskMode = "soft"
+    # "oracle": not a detector's mask but the wanted sound's true span (an evaluation item's onset to offset), hard,
+    # floor 0: what a perfect detector's mask could add (refuse_grid's `span`)
+    mask_mode: MaskMode | Literal["oracle"] = "soft"
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     fusion_mode: FusionMode = "band"
     separator: str | None = None
 
     def label(self) -> str:
         source = f"fused {self.fusion_mode}" if self.separator is None else self.separator
-        mask_text = "mask off" if self.mask_mode == "off" else f"{self.mask_mode} θ={self.threshold:g}"
+        mask_text = {"off": "mask off", "oracle": "oracle span"}.get(self.mask_mode,
+                                                                      f"{self.mask_mode} θ={self.threshold:g}")
         return f"{source} · {mask_text}"
 
 
@@ -543,10 +546,22 @@ def load_cached(store: ResultStore, recording: Audio, query: str, options: RunOp
     return mapping, sed_result, estimates[:2]
 
 
+def _point_mask(point: GridPoint, options: RunOptions, span: tuple[float, float] | None) -> MaskParams:
+    """The mask of a grid point: the options' with the point's mode and θ; for "oracle", a hard gate on `span`
+    (seconds) replacing the detector, floor 0."""
+    update: dict[str, Any] = {"mode": point.mask_mode, "threshold": point.threshold}
+    if point.mask_mode == "oracle":
+        if span is None:
+            raise ValueError("the oracle mask needs the wanted sound's onset and offset (an evaluation item's)")
+        update = {"mode": "hard", "spans": [span], "spans_mode": "replace", "floor": 0.0}
+    return MaskParams.model_validate({**options.mask.model_dump(), **update})
+
+
 def refuse_grid(recording: Audio, mapping: StageResult, sed_result: StageResult,
                 estimates: list[StageResult], grid: list[GridPoint], options: RunOptions,
-                reference: np.ndarray | None = None) -> list[Result]:
-    """Mask and fuse cached outputs for every grid point; masks and fusions shared by points run once."""
+                reference: np.ndarray | None = None, span: tuple[float, float] | None = None) -> list[Result]:
+    """Mask and fuse cached outputs for every grid point; masks and fusions shared by points run once. `span`: the
+    wanted sound's (onset, offset) in seconds, which "oracle" points gate by."""
     if options.mask.mask_at == "input":
         raise ValueError("re-fusion needs mask_at 'output' or 'none': a mask on the input changes the separators' input")
     masks: dict[MaskParams, StageResult] = {}
@@ -555,8 +570,7 @@ def refuse_grid(recording: Audio, mapping: StageResult, sed_result: StageResult,
     by_name = {e.meta["separator"]: e for e in estimates}
     results = []
     for point in grid:
-        mask_params = MaskParams.model_validate(
-            {**options.mask.model_dump(), "mode": point.mask_mode, "threshold": point.threshold})
+        mask_params = _point_mask(point, options, span)
         fusion_params = FusionParams.model_validate({**options.fusion.model_dump(), "mode": point.fusion_mode})
         if mask_params not in masks:
             masks[mask_params] = mask(sed_result, mapping, mask_params, recording)

@@ -121,7 +121,9 @@ def _add_grid_options(parser: argparse.ArgumentParser, separators: bool = True, 
         parser.add_argument("--separators", default="audiosep,flowsep",
                             help="each is scored alone; the first two also fused (default audiosep,flowsep)")
     parser.add_argument("--fusions", default=fusions, help=f"fusion modes of the first two (default {fusions})")
-    parser.add_argument("--masks", default="off,soft,hard", help="mask modes (default off,soft,hard)")
+    parser.add_argument("--masks", default="off,soft,hard",
+                        help="mask modes (default off,soft,hard); evaluate also takes oracle: the true span of the "
+                             "wanted sound (the manifest's onset to offset), the bound of what a mask can add")
     parser.add_argument("--thresholds", default=thresholds, help=f"θ of soft and hard (default {thresholds})")
     parser.add_argument("--no-baseline", action="store_true",
                         help="leave out the mixture gated by the mask (the no-separator baseline)")

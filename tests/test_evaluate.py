@@ -264,3 +264,59 @@ def test_floor_sets_the_gain_the_grid_masks_keep_outside_events(cache_env, manif
     capsys.readouterr()
     assert main([*args, "-o", str(cache_env / "bad"), "--floor", "1.5"]) == EXIT_BAD_INPUT
     assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (cache_env / "bad").exists()
+
+
+def test_the_oracle_mask_gates_each_source_by_the_true_span(cache_env, manifest, standin_options):
+    from eventsep.api import make_options
+    from eventsep.metrics import si_sdr
+
+    spec = GridSpec(separators=("standin-a",), fusions=(), masks=("off", "oracle"), thresholds=(0.3, 0.5))
+    assert [p.label() for p in spec.points()] == ["standin-a · mask off", "standin-a · oracle span",
+                                                  "mixture · oracle span"]  # one oracle point, whatever θ
+    doc = evaluate(manifest, cache_env / "out", spec, make_options(standin_options), report=False)
+    rows = {(r["item"], r["setting"]): r for r in doc["rows"]}
+    for index in (0, 1):
+        mixture = load_audio(manifest.parent / f"tone{index}.mixture.wav").samples.astype(np.float64)
+        reference = load_audio(manifest.parent / f"tone{index}.reference.wav").samples.astype(np.float64)
+        t = np.arange(len(mixture)) / 32000
+        inside = (t >= 1.0) & (t < 2.0)  # the manifest's onset 1.0 s and offset 2.0 s
+        for setting, estimate in (("standin-a · oracle span", 0.5 * mixture * inside),
+                                  ("mixture · oracle span", mixture * inside)):
+            row = rows[f"tone{index}", setting]
+            expected = si_sdr(estimate, reference) - si_sdr(mixture, reference)
+            # the gate's 10 ms fades at the edges cut a little of this sharp-edged tone: never more than the exact gate
+            assert expected - 1.5 < row["si_sdri"] <= expected + 0.01
+            assert row["outside_db"] < -50  # nothing outside the span but the fades' 5 ms
+        assert rows[f"tone{index}", "standin-a · oracle span"]["si_sdri"] > rows[f"tone{index}",
+                                                                                "standin-a · mask off"]["si_sdri"] + 3
+    gain = next(g for g in doc["gains"] if g["setting"] == "standin-a · oracle span")
+    assert gain["kind"] == "mask" and gain["over"] == "standin-a · mask off" and gain["si_sdri"]["mean"] > 3
+
+
+def test_the_oracle_mask_needs_every_item_span(cache_env, manifest, capsys):
+    data = json.loads(manifest.read_text())
+    del data["items"][1]["onset"], data["items"][1]["offset"]
+    manifest.write_text(json.dumps(data))
+    out = cache_env / "out"
+    code = main(["evaluate", str(manifest), "-o", str(out), "--masks", "off,oracle", "--no-report", *STANDINS])
+    [line] = capsys.readouterr().err.splitlines()
+    assert code == EXIT_BAD_INPUT and not out.exists()
+    assert line.endswith("the oracle mask needs each item's onset and offset; tone1 lack them")
+
+
+def test_an_oracle_point_is_a_hard_floor_0_gate_on_the_span_alone():
+    from eventsep.config import MaskParams
+    from eventsep.mask import compute_mask
+    from eventsep.pipeline import GridPoint, RunOptions, _point_mask
+
+    options = RunOptions(mask={"mode": "soft", "floor": 0.5, "spans": "0.1-0.2", "threshold": 0.3})
+    params = _point_mask(GridPoint(mask_mode="oracle", separator="x"), options, (1.0, 2.0))
+    assert (params.mode, params.spans, params.spans_mode, params.floor) == ("hard", ((1.0, 2.0),), "replace", 0.0)
+    assert _point_mask(GridPoint(mask_mode="soft", threshold=0.7), options, (1.0, 2.0)) == MaskParams(
+        mode="soft", floor=0.5, spans="0.1-0.2", threshold=0.7)  # other points keep the options' mask
+    with pytest.raises(ValueError, match="the oracle mask needs the wanted sound's onset and offset"):
+        _point_mask(GridPoint(mask_mode="oracle"), options, None)
+    # the detector is not read: probabilities of 1 everywhere change nothing
+    gain = compute_mask(np.ones((30, 3), np.float32), 10.0, [0], params, num_samples=96000, sample_rate=32000).gain
+    t = np.arange(96000) / 32000
+    assert np.all(gain[(t > 1.01) & (t < 1.99)] == 1.0) and np.all(gain[(t < 0.99) | (t > 2.01)] == 0.0)
