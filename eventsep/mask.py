@@ -39,11 +39,12 @@ class MaskResult:
     """`gain`: float32 per sample at `sample_rate`; `frame_gain`: the gain at each SED frame centre, before fades;
     `note`: why SED was not followed, when it was not."""
 
-    gain: np.ndarray
+    gain: np.ndarray | None
     sample_rate: int
     frame_gain: np.ndarray
     events: list[Event]
     note: str | None = None
+    plan: GainPlan | None = None  # what the gain is made of, to make any stretch of it alone (`GainPlan.render`)
 
     def events_table(self) -> list[dict]:
         return [asdict(event) for event in self.events]
@@ -155,8 +156,88 @@ def _drop_short_runs(active: np.ndarray, min_frames: float) -> list[tuple[int, i
     return dropped
 
 
+def _merged(intervals: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, non-overlapping [start, stop) sample intervals covering the same samples: (starts, stops)."""
+    merged: list[list[int]] = []
+    for start, stop in sorted((int(a), int(b)) for a, b in intervals if b > a):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return (np.array([m[0] for m in merged], np.int64), np.array([m[1] for m in merged], np.int64))
+
+
+def _inside(indices: np.ndarray, intervals: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """1.0 where a sample index lies in one of the merged intervals, else 0.0 (float32)."""
+    starts, stops = intervals
+    position = np.searchsorted(starts, indices, side="right") - 1
+    inside = (position >= 0) & (indices < stops[np.maximum(position, 0)]) if len(starts) else np.zeros(
+        len(indices), bool)
+    return inside.astype(np.float32)
+
+
+@dataclass
+class GainPlan:
+    """The per-sample gain of a mask kept at frame level, so that any stretch of it can be made alone in the
+    memory of that stretch: soft values at frame times (interpolated to the samples), 0/1 `regions` (hard, or
+    soft within hysteresis regions), user `spans` added (or in place of SED: `spans_replace`), then the floor,
+    then a centred box filter of `fade` samples with the recording's edges held, clipped to 0..1."""
+
+    num_samples: int
+    sample_rate: int
+    fade: int
+    floor: float
+    frame_times: np.ndarray | None = None  # soft: the frame times and values to interpolate
+    soft: np.ndarray | None = None
+    regions: tuple[np.ndarray, np.ndarray] | None = None
+    spans: tuple[np.ndarray, np.ndarray] | None = None
+    spans_replace: bool = False
+
+    def unfaded(self, indices: np.ndarray) -> np.ndarray:
+        """The gain before the fades at these sample indices (float32)."""
+        indicator = None  # None: 1 everywhere
+        if self.soft is not None:
+            indicator = np.interp(indices / self.sample_rate, self.frame_times, self.soft).astype(np.float32)
+            if self.regions is not None:
+                indicator *= _inside(indices, self.regions)
+        elif self.regions is not None:
+            indicator = _inside(indices, self.regions)
+        if self.spans is not None:
+            spans = _inside(indices, self.spans)
+            if self.spans_replace:
+                indicator = spans
+            elif indicator is not None:
+                indicator = np.maximum(indicator, spans, out=spans)
+        gain = np.ones(len(indices), np.float32) if indicator is None else indicator
+        if self.floor:
+            gain *= 1.0 - self.floor
+            gain += self.floor
+        return gain
+
+    def render(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The gain of samples [start, stop) (float32): equal to the same stretch of the whole gain, made a block of
+        BLOCK samples at a time (`box_filter`'s blocks when `start` is 0)."""
+        stop = self.num_samples if stop is None else stop
+        if not 0 <= start <= stop <= self.num_samples:
+            raise ValueError(f"samples {start}..{stop} are outside the recording's 0..{self.num_samples}")
+        width, last = self.fade, self.num_samples - 1
+        out = np.empty(stop - start, dtype=np.float32)
+        for first in range(start, stop, BLOCK):
+            end = min(stop, first + BLOCK)
+            if width <= 1:
+                out[first - start:end - start] = self.unfaded(np.arange(first, end))
+                continue
+            # samples first - width//2 .. end - 1 + (width - 1 - width//2), the edges held (as box_filter)
+            around = np.clip(np.arange(first - width // 2, end + width - 1 - width // 2), 0, last)
+            cumulative = np.concatenate([[0.0], np.cumsum(self.unfaded(around), dtype=np.float64)])
+            out[first - start:end - start] = (cumulative[width:] - cumulative[:-width]) / width
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+
 def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[int], params: MaskParams, *,
-                 num_samples: int, sample_rate: int, class_names: Sequence[str] = ()) -> MaskResult:
+                 num_samples: int, sample_rate: int, class_names: Sequence[str] = (),
+                 whole_gain: bool = True) -> MaskResult:
     """The gain over a recording of `num_samples` at `sample_rate` from SED `probs` (frames, classes).
 
     hard: 1 in active regions (p >= θ, or hysteresis), `floor` elsewhere. soft with "median"/"none"
@@ -190,6 +271,8 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
             use_sed = False
             note = (f"SED never gives {label} more than {peak:.2f} (below min_peak {params.min_peak:g}); "
                     "the mask passes everything")
+    plan = GainPlan(num_samples, int(sample_rate), max(1, int(round(params.fade_ms / 1000 * sample_rate))),
+                    params.floor)
     if use_sed:
         track = raw_track
         if params.smoothing == "median":
@@ -203,56 +286,44 @@ def compute_mask(probs: np.ndarray, frame_rate: float, class_indices: Sequence[i
         dropped = _drop_short_runs(active, params.min_event_seconds * frame_rate)
         frame_times = np.arange(frames) / frame_rate
         half = 0.5 / frame_rate
-        # the whole-length 0/1 regions only where the gain uses them (hard, or soft inside hysteresis regions)
-        regions = (np.zeros(num_samples, dtype=np.float32)
-                   if params.mode == "hard" or params.smoothing == "hysteresis" else None)
+        # the 0/1 regions only where the gain uses them (hard, or soft inside hysteresis regions)
+        keep_regions = params.mode == "hard" or params.smoothing == "hysteresis"
+        regions = []
         for start, stop in runs(active):
             # Frame t stands for [t - ½, t + ½) frames; the first and last frames reach the recording's ends.
             onset = 0.0 if start == 0 else max(0.0, frame_times[start] - half)
             offset = duration if stop == frames else min(duration, frame_times[stop - 1] + half)
             if offset <= onset:
                 continue  # pragma: no mutate
-            if regions is not None:
-                regions[int(round(onset * sample_rate)):int(round(offset * sample_rate))] = 1.0
+            if keep_regions:
+                regions.append((int(round(onset * sample_rate)), int(round(offset * sample_rate))))
             events.append(Event(round(onset, 4), round(offset, 4), label, float(raw_track[start:stop].max())))
-        if params.mode == "hard":
-            indicator = regions
-        else:
+        if keep_regions:
+            plan.regions = _merged(regions)
+        if params.mode != "hard":
             soft = np.ones_like(track) if theta <= 0 else np.minimum(track / theta, 1.0)
             if params.smoothing != "hysteresis":
                 for start, stop in dropped:
                     around = [soft[i] for i in (start - 1, stop) if 0 <= i < frames]
                     soft[start:stop] = np.minimum(soft[start:stop], max(around, default=0.0))
-            indicator = interpolate(num_samples, sample_rate, frame_times, soft)
-            if params.smoothing == "hysteresis":
-                indicator *= regions
+            plan.frame_times, plan.soft = frame_times, soft
 
     if params.spans:
-        spans = np.zeros(num_samples, dtype=np.float32)
+        spans = []
         for start, end in params.spans:
-            spans[int(round(start * sample_rate)):int(round(min(end, duration) * sample_rate))] = 1.0
+            spans.append((int(round(start * sample_rate)), int(round(min(end, duration) * sample_rate))))
             events.append(Event(start, min(end, duration), SPAN_LABEL, 1.0))
-        if params.spans_mode == "replace":
-            indicator = spans
-        elif use_sed:
-            indicator = np.maximum(indicator, spans, out=spans)
+        if params.spans_mode == "replace" or use_sed:  # added to SED's gain, or in its place
+            plan.spans, plan.spans_replace = _merged(spans), params.spans_mode == "replace"
 
-    # in place from here on (the indicator was made here: regions, spans or interpolated): at an hour of 32 kHz
-    # audio each whole-length float32 array is 461 MB
-    gain = np.ones(num_samples, np.float32) if indicator is None else np.asarray(indicator, dtype=np.float32)
-    if params.floor:
-        gain *= 1.0 - params.floor
-        gain += params.floor
     if frames is None:
         frames = np.asarray(probs).shape[0] if np.ndim(probs) >= 1 else 0
     frame_samples = np.clip(np.round(np.arange(frames) / frame_rate * sample_rate).astype(np.int64),
                             0, num_samples - 1)
-    frame_gain = gain[frame_samples].astype(np.float32)
-    fade = max(1, int(round(params.fade_ms / 1000 * sample_rate)))
-    gain = box_filter(gain, fade)
-    np.clip(gain, 0.0, 1.0, out=gain)
+    frame_gain = plan.unfaded(frame_samples)
     events.sort(key=lambda e: (e.onset, e.offset))
-    return MaskResult(gain, int(sample_rate), frame_gain, events, note)
+    # at an hour of 32 kHz audio the whole gain is 461 MB: `whole_gain` False leaves it to `plan.render` by stretches
+    return MaskResult(plan.render() if whole_gain else None, int(sample_rate), frame_gain, events, note, plan)
 
 
 def apply_gain(audio: np.ndarray, gain: np.ndarray) -> np.ndarray:

@@ -599,3 +599,33 @@ def test_apply_gain_returns_float32_and_names_the_mismatch():
         apply_gain(1.0, np.ones(3))
     with pytest.raises(ValueError, match=r"^audio has 10 samples but the gain has 9$"):
         apply_gain(np.ones(10), np.ones(9))
+
+
+# --- any stretch of the gain made alone (long recordings in blocks, eventsep/stream.py) ---
+
+@pytest.mark.parametrize("params", [
+    MaskParams(mode="hard", threshold=0.5),
+    MaskParams(mode="soft", threshold=0.4, floor=0.3),
+    MaskParams(mode="soft", threshold=0.5, smoothing="hysteresis", floor=0.1),
+    MaskParams(mode="hard", threshold=0.6, spans="0.5-0.9,3.1-3.3", floor=0.2),
+    MaskParams(mode="soft", threshold=0.5, spans="1.0-1.5,1.4-2.0", spans_mode="replace"),
+    MaskParams(mode="off"),
+])
+def test_a_stretch_of_the_gain_made_alone_equals_the_whole_gain_there(monkeypatch, params):
+    from eventsep import mask as module
+
+    monkeypatch.setattr(module, "BLOCK", 997)  # many block edges, none where the stretches start
+    rng = np.random.default_rng(7)
+    probs = np.clip(np.cumsum(rng.normal(0, 0.2, (40, 2)), axis=0) * 0.3 + 0.5, 0, 1).astype(np.float32)
+    rate, frame_rate, n = 2000, 10.0, 8000
+    whole = compute_mask(probs, frame_rate, [0, 1], params, num_samples=n, sample_rate=rate)
+    alone = compute_mask(probs, frame_rate, [0, 1], params, num_samples=n, sample_rate=rate, whole_gain=False)
+    assert alone.gain is None and alone.events == whole.events
+    np.testing.assert_array_equal(alone.frame_gain, whole.frame_gain)
+    assert 0.0 < whole.gain.min() or params.floor == 0.0
+    for start, stop in ((0, n), (0, 5), (1, 2500), (3333, 3334), (2999, 8000), (7990, 8000), (4000, 4000)):
+        part = alone.plan.render(start, stop)
+        assert part.dtype == np.float32 and len(part) == stop - start
+        np.testing.assert_allclose(part, whole.gain[start:stop], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"^samples 10\.\.8001 are outside the recording's 0\.\.8000$"):
+        alone.plan.render(10, 8001)
