@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile
@@ -247,6 +247,23 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     Parent folders are created. The file is written under a temporary name in the same folder and
     renamed over `path`, so a crash never leaves a half-written output. Integer subtypes clip to [-1, 1].
     """
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim not in (1, 2):
+        raise AudioError(path, f"samples must have shape (n,) or (n, channels), got {data.shape}")
+    with audio_writer(path, sample_rate, 1 if data.ndim == 1 else data.shape[1], subtype, empty=len(data) == 0) as write:
+        # checked, converted and written a block at a time: an hour's quantisation would otherwise hold several
+        # whole-length int64/float64 copies
+        for start in range(0, max(len(data), 1), WRITE_BLOCK):
+            write(data[start:start + WRITE_BLOCK])
+    return Path(path)
+
+
+@contextmanager
+def audio_writer(path: str | os.PathLike, sample_rate: int, channels: int = 1, subtype: str | None = None, *,
+                 empty: bool = False) -> Iterator[Callable[[np.ndarray], None]]:
+    """A function that appends (n,) or (n, channels) float samples to `path` (as `write_audio` writes it), for
+    audio made a stretch at a time; the file is renamed into place when the block ends without error, never
+    left half-written. `empty`: no sample will come (refused for FLAC, whose header libsndfile then omits)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITABLE:
@@ -256,20 +273,19 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
     if not soundfile.check_format(file_format, subtype):
         raise AudioError(path, f"{file_format} cannot store subtype {subtype}")
     rate = _checked_rate(sample_rate, str(path))
-    data = np.asarray(samples, dtype=np.float32)
-    if data.ndim not in (1, 2):
-        raise AudioError(path, f"samples must have shape (n,) or (n, channels), got {data.shape}")
-    if len(data) == 0 and file_format == "FLAC":
+    if empty and file_format == "FLAC":
         raise AudioError(path, "cannot write an empty FLAC (libsndfile writes no header without samples); "
                                "use .wav or .ogg")
-    # checked, converted and written a block at a time: an hour's quantisation would otherwise hold several
-    # whole-length int64/float64 copies; a bad block aborts the temporary file, never `path`
+
+    # a bad block aborts the temporary file, never `path`
     with atomic_file(path) as temporary, open(temporary, "xb") as handle:
-        channels = 1 if data.ndim == 1 else data.shape[1]
         with soundfile.SoundFile(handle, "w", rate, channels, subtype=subtype, format=file_format) as out:
             _without_peak_chunk(out)
-            for start in range(0, max(len(data), 1), WRITE_BLOCK):
-                block = data[start:start + WRITE_BLOCK]
+
+            def write(block: np.ndarray) -> None:
+                block = np.asarray(block, dtype=np.float32)
+                if block.ndim != (1 if channels == 1 else 2) or (block.ndim == 2 and block.shape[1] != channels):
+                    raise AudioError(path, f"a block of shape {block.shape} for a file of {channels} channel(s)")
                 if not np.isfinite(block).all():
                     raise AudioError(path, "refusing to write NaN or Inf samples")
                 if subtype in _PCM_BITS:
@@ -277,4 +293,5 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int,
                 elif subtype not in ("FLOAT", "DOUBLE"):
                     block = np.clip(block, -1.0, 1.0)
                 out.write(block)
-    return path
+
+            yield write

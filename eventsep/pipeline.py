@@ -360,9 +360,6 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
 
     `consume`: `fused` is not used again (one run), so its audio is taken out of it and freed once the masked
     answer is made: one whole-length array less at the run's peak (461 MB for an hour at 32 kHz)."""
-    from .fusion import residual as subtract
-    from .mask import apply_gain
-
     from .trust import choose, distrust
 
     described = fused.arrays.pop("audio") if consume else fused["audio"]
@@ -374,23 +371,14 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                              mask_result["gain"], options.mask.floor)
     if not fused.meta["separators"]:
         answer = GATED  # the detector-only baseline of refuse_grid: the mixture, gated by the mask
-    if instead is not None:
-        described = instead
-    elif options.mask.mask_at == "output":
-        described = apply_gain(described, mask_result["gain"])
-    remainder = subtract(recording.samples, described)
-    target, rest = (remainder, described) if remove else (described, remainder)
+    target, rest = answered(described, recording.samples, instead, mask_result["gain"], remove, options.mask.mask_at)
     metrics = None
     if reference is not None:
         from .metrics import evaluate
 
         metrics = evaluate(target, reference, recording.samples)
-    if recording.channels is not None:  # separated on the mono mix, given back per channel
-        from .upmix import upmix
-
-        target = upmix(recording.channels, recording.samples, target)
-        rest = recording.channels - target
-    return Result(target=target.astype(np.float32, copy=False), residual=rest.astype(np.float32, copy=False),
+    target, rest = per_channel(recording.channels, recording.samples, target, rest)
+    return Result(target=target, residual=rest,
                   sample_rate=recording.sample_rate, mapping=mapping.meta,
                   events=mask_result.meta["events"], gain=mask_result["gain"],
                   keys={"recording": recording.key, "map_query": mapping.key, "mask": mask_result.key,
@@ -398,6 +386,34 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
                   separators=list(fused.meta["separators"]), options=options.model_dump(mode="json"),
                   metrics=metrics, extra=notes(recording, fused, mask_result, mapping, options,
                                                untrusted, answer, replaceable))
+
+
+def answered(described: np.ndarray, mixture: np.ndarray, instead: np.ndarray | None, gain: np.ndarray | None,
+             remove: bool, mask_at: str) -> tuple[np.ndarray, np.ndarray]:
+    """(target, residual), mono, of the whole recording or a stretch of it: the separators' estimate of the described
+    sound, or the fallback's `instead`, gated by the mask's `gain` where it applies at the output; the residual is
+    the rest of the mixture, and a removal swaps the two."""
+    from .fusion import residual as subtract
+    from .mask import apply_gain
+
+    if instead is not None:
+        described = instead
+    elif mask_at == "output":
+        described = apply_gain(described, gain)
+    remainder = subtract(mixture, described)
+    return (remainder, described) if remove else (described, remainder)
+
+
+def per_channel(channels: np.ndarray | None, mixture: np.ndarray, target: np.ndarray, rest: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Target and residual as float32, per channel of a multichannel input (separated on the mono mix, the answer's
+    time-frequency ratio to it applied to each channel: `upmix`)."""
+    if channels is not None:
+        from .upmix import upmix
+
+        target = upmix(channels, mixture, target)
+        rest = channels - target
+    return target.astype(np.float32, copy=False), rest.astype(np.float32, copy=False)
 
 
 def notes(recording: Audio, fused: StageResult, mask_result: StageResult, mapping: StageResult,

@@ -64,8 +64,13 @@ def distrust(described: np.ndarray, mixture: np.ndarray, followed: list[dict], s
     descendants in the ontology) is outside every separator's card: announced only, the answer stays the
     separator's (docs/trust.md: since the mini AudioSep has heard recordings, replacing those answers by the
     gated mixture lost 3 to 17 dB on most such real items)."""
+    return judge(level_db(described, mixture), followed, separators, detected, remove)
+
+
+def judge(level: float, followed: list[dict], separators: list[str], detected: bool, remove: bool
+          ) -> tuple[str | None, bool]:
+    """`distrust` from the estimate's `level` relative to the mixture (dB; summed over a long recording's blocks)."""
     name = followed[0]["name"] if followed else "the query"
-    level = level_db(described, mixture)
     if level < -QUIET_DB and (detected or not remove):
         why = "the detector finds it" if detected else "the query asks for it"
         return f"the separator's answer for {name!r} is {-level:.0f} dB below the mixture while {why}", True
@@ -92,16 +97,34 @@ def choose(untrusted: str | None, fallback: str, remove: bool, mixture: np.ndarr
     answer is then the mixture gated by 1 - gate); MIXTURE where that gated answer would say nothing (a keep answer
     QUIET_DB below the mixture, a removal where the gate is open everywhere and nothing would remain): the mixture
     kept whole (a removal removes nothing). The gate, a whole-length array, is only made when it is used."""
-    if not untrusted or fallback == "off" or (remove and fallback != "gated-all"):
+    if not replaces(untrusted, fallback, remove):
         return SEPARATOR, None
     from .mask import apply_gain
 
     gain = detector_gate(mask_gain, floor)
     gated = apply_gain(mixture, gain)
+    answer = fallback_answer(remove, level_db(gated, mixture), float(np.min(gain)))
+    return answer, fallback_described(answer, remove, mixture, gated)
+
+
+def replaces(untrusted: str | None, fallback: str, remove: bool) -> bool:
+    """Whether the fallback replaces an untrusted answer: keep queries unless "off", removals only with "gated-all"."""
+    return bool(untrusted) and fallback != "off" and (not remove or fallback == "gated-all")
+
+
+def fallback_answer(remove: bool, gated_level: float, gate_min: float) -> str:
+    """GATED, or MIXTURE where the gated answer would say nothing: a keep answer whose gated mixture is QUIET_DB
+    below the mixture (`gated_level`, dB), a removal whose gate is open everywhere (`gate_min` 1)."""
     # a keep answer this quiet says nothing; a quiet removal can be right (a loud sound removed), an empty one not
-    if (np.min(gain) >= 1.0) if remove else level_db(gated, mixture) < -QUIET_DB:
-        return MIXTURE, np.zeros_like(mixture) if remove else mixture
-    return GATED, gated
+    return MIXTURE if ((gate_min >= 1.0) if remove else gated_level < -QUIET_DB) else GATED
+
+
+def fallback_described(answer: str, remove: bool, mixture: np.ndarray, gated: np.ndarray) -> np.ndarray:
+    """The described sound the fallback's `answer` stands for, over `mixture` (or a stretch of it): the gated
+    mixture, or for MIXTURE the whole mixture (a keep) or nothing (a removal removes nothing)."""
+    if answer == MIXTURE:
+        return np.zeros_like(mixture) if remove else mixture
+    return gated
 
 
 def fallback_warning(reason: str, answer: str, fallback: str, replaceable: bool = True) -> str:
