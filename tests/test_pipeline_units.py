@@ -49,6 +49,7 @@ class Halver:
         self.name, self.sample_rate, self.factor = name, sample_rate, factor
         self.asked: list[str] = []
         self.inputs: list[np.ndarray] = []
+        self.params: list[SeparatorParams] = []
 
     def identity(self) -> str:
         return f"weights-of-{self.name}"
@@ -56,6 +57,7 @@ class Halver:
     def separate(self, samples, query, params):
         self.asked.append(query)
         self.inputs.append(np.array(samples))
+        self.params.append(params)
         return (samples * self.factor).astype(np.float64)  # float64: the stage casts to float32
 
 
@@ -83,6 +85,12 @@ class ConstantSed:
         probs = np.zeros((frames, NUM_CLASSES), dtype=np.float64)
         probs[: frames // 2] = 0.9
         return SedOutput(probs, 10, "unit-sed-model")
+
+
+class ProgressSed(ConstantSed):
+    def detect(self, samples, sample_rate, progress=None):
+        progress(1.0)
+        return super().detect(samples, sample_rate)
 
 
 class FlatEncoder:
@@ -117,12 +125,13 @@ def units(monkeypatch):
     backends.register("separator", "unit-broken2", unavailable("no weights for unit-broken2"))
     backends.register("sed", "unit-sed", ConstantSed)
     backends.register("sed", "unit-nosed", unavailable("no detector here"))
+    backends.register("sed", "unit-psed", ProgressSed)
     backends.register("text_encoder", "unit-encoder", FlatEncoder)
     monkeypatch.setattr("eventsep.query._matrix_cache", {})
     yield made
     for name in [*made, "unit-broken", "unit-broken2"]:
         backends.unregister("separator", name)
-    for name in ("unit-sed", "unit-nosed"):
+    for name in ("unit-sed", "unit-nosed", "unit-psed"):
         backends.unregister("sed", name)
     backends.unregister("text_encoder", "unit-encoder")
 
@@ -235,6 +244,9 @@ def test_sed_stage_and_key(units):
     assert result["probs"].dtype == np.float32 and result["probs"].shape[0] == 11
     assert result.meta == {"frame_rate": 10.0, "model": "unit-sed-model"}
     assert type(result.meta["frame_rate"]) is float
+    heard = []
+    pipeline.sed(audio, "unit-psed", params, progress=heard.append)
+    assert heard == [1.0]
 
 
 def sed_result(frames: int = 11, on: int = 5) -> StageResult:
@@ -331,6 +343,7 @@ def test_separate_asks_for_the_target_text_at_the_backends_rate(units):
     result = pipeline.separate(audio, mapping(target_text="doggo"), "unit-b", SeparatorParams(text="class"))
     halver = units["unit-b"]
     assert halver.asked == ["Dog"] and len(halver.inputs[0]) == RATE // 2  # resampled to 4 kHz
+    assert halver.params == [SeparatorParams(text="class")]
     np.testing.assert_allclose(result["audio"], 0.25 * halver.inputs[0], rtol=1e-6)
     assert result["audio"].dtype == np.float32 and result.stage == "separate"
     assert result.meta == {"sample_rate": 4000, "separator": "unit-b"}
@@ -358,6 +371,14 @@ def test_fuse_key_and_one_estimate_fused_alone():
     assert result["audio"].dtype == np.float32 and result.meta == {"sample_rate": RATE, "separators": ["a"]}
 
 
+def test_fuse_gives_the_recordings_length():
+    audio = recording()
+    short = estimate("a", 0.5 * audio.samples[:7000])
+    fused = pipeline.fuse(short, None, FusionParams(), audio)["audio"]
+    assert fused.shape == (RATE,) and not fused[7000:].any()
+    np.testing.assert_allclose(fused[:7000], 0.5 * audio.samples[:7000], atol=1e-7)
+
+
 def test_fuse_of_two_estimates():
     audio = recording()
     first, second = estimate("a", 0.5 * audio.samples), estimate("b", 0.5 * audio.samples, key="sep-b")
@@ -367,6 +388,9 @@ def test_fuse_of_two_estimates():
         "fuse", 2, params, inputs={"first": "sep-a", "second": "sep-b", "rate": str(RATE), "length": str(RATE)})
     assert result.meta["separators"] == ["a", "b"] and result["audio"].shape == (RATE,)
     np.testing.assert_allclose(result["audio"], 0.5 * audio.samples, atol=1e-4)
+    # rate fusion of two in-phase estimates: the mean magnitude, (0.5 + 0.25) / 2 = 0.375 of the input
+    quieter = estimate("b", 0.25 * audio.samples, key="sep-b3")
+    np.testing.assert_allclose(pipeline.fuse(first, quieter, params, audio)["audio"], 0.375 * audio.samples, atol=1e-6)
     # the second estimate's rate is read from its own metadata
     short = estimate("b", 0.5 * audio.samples[::2], rate=RATE // 2, key="sep-b2")
     assert pipeline.fuse(first, short, params, audio)["audio"].shape == (RATE,)
@@ -537,6 +561,37 @@ def test_finish_answers_the_gated_mixture_for_a_silent_separator():
     off = pipeline.finish(audio, *finish_inputs(audio, np.zeros(RATE))[:2], mapping(), finish_options(fallback="off"))
     np.testing.assert_array_equal(off.target, np.zeros(RATE, dtype=np.float32))
     assert off.extra["answer"] == SEPARATOR and "untrusted" in off.extra
+    assert off.extra["warnings"][-1].endswith(": answering with the separator's output anyway (fallback off)")
+
+
+def test_finish_of_a_silent_removal():
+    audio = recording()
+    # the detector finds the sound and the separator answers silence: untrusted, but a removal is not answered by
+    # the gate (fallback "gated"): the answer stays the separator's, the whole mixture
+    fused, mask_result, _ = finish_inputs(audio, np.zeros(RATE))
+    result = pipeline.finish(audio, fused, mask_result, mapping(remove=True), finish_options())
+    assert result.extra["answer"] == SEPARATOR
+    assert result.extra["untrusted"].endswith(" dB below the mixture while the detector finds it")
+    assert result.extra["warnings"][-1].endswith("answering with the separator's output anyway (a removal is not "
+                                                 "answered by the detector's gate, which would silence the rest of "
+                                                 "the mix wherever the sound is detected)")
+    np.testing.assert_array_equal(result.target, audio.samples)
+    # nothing detected: a quiet removal can be right
+    fused, mask_result, _ = finish_inputs(audio, np.zeros(RATE), events=False)
+    result = pipeline.finish(audio, fused, mask_result, mapping(remove=True), finish_options())
+    assert "untrusted" not in result.extra and result.extra["answer"] == SEPARATOR
+
+
+def test_finish_announces_a_class_outside_the_separators_card_and_keeps_its_answer(monkeypatch):
+    monkeypatch.setattr("eventsep.trust.card_classes", lambda separator: {"Cat"})
+    audio = recording()
+    fused, mask_result, gain = finish_inputs(audio, 0.5 * audio.samples)
+    result = pipeline.finish(audio, fused, mask_result, mapping(), finish_options())
+    assert result.extra["untrusted"] == ("'Dog' is outside the classes the separator was trained on "
+                                         "(model card of unit-a)")
+    assert result.extra["answer"] == SEPARATOR and result.extra["warnings"][-1] == (
+        result.extra["untrusted"] + ": answering with the separator's output, which may miss or mistake the sound")
+    np.testing.assert_allclose(result.target, 0.5 * audio.samples * gain, atol=1e-7)
 
 
 def test_finish_of_the_detector_only_baseline_is_the_gated_mixture():
@@ -680,6 +735,35 @@ def test_run_without_progress_and_one_separator(units, recorder):
     assert "unavailable_separators" in result.extra and result.extra["unavailable_separators"] == {}
 
 
+def test_run_scores_against_a_reference(units, recorder):
+    from eventsep.metrics import evaluate
+
+    audio = recording()
+    reference = 0.5 * audio.samples
+    result = pipeline.run(audio, "dog", options(mask={"mask_at": "none"}), recorder, reference=reference)
+    assert result.metrics == evaluate(result.target, reference, audio.samples) and result.metrics["si_sdr"] > 60
+
+
+class MinimalRunner:
+    """Only what the Runner protocol asks for: no `releases_results`."""
+
+    def __init__(self, inner):
+        self.inner, self.returned = inner, []
+
+    def run(self, stage, **inputs):
+        self.returned.append(self.inner.run(stage, **inputs))
+        return self.returned[-1]
+
+    def run_parallel(self, calls):
+        return [self.run(stage, **inputs) for stage, inputs in calls]
+
+
+def test_run_keeps_the_results_of_a_runner_that_does_not_say_it_releases_them(units, runner):
+    minimal = MinimalRunner(runner)
+    result = pipeline.run(recording(), "dog", options(), minimal)
+    assert "audio" in minimal.returned[-1].arrays and result.separators == ["unit-a"]
+
+
 def test_run_fuses_a_single_estimate_alone(units, recorder, monkeypatch):
     seconds = []
     original = pipeline.fuse
@@ -816,6 +900,18 @@ def test_refuse_grid(units, runner, monkeypatch):
     assert results[0].options["mask"]["mode"] == "hard" and results[2].options["mask"]["mode"] == "off"
     assert results[0].options["fusion"]["mode"] == "rate"
     assert results[0].track["classes"] == ["Dog"] and results[2].track["classes"] == ["Dog"]
+    # fused points of two modes are two fusions; one separator's output is fused alone once, whatever the mode
+    fusions.clear()
+    modes = [pipeline.GridPoint(fusion_mode="rate"), pipeline.GridPoint(fusion_mode="band"),
+             pipeline.GridPoint(fusion_mode="rate", separator="unit-c"),
+             pipeline.GridPoint(fusion_mode="band", separator="unit-c")]
+    pipeline.refuse_grid(audio, found, sed_out, estimates, modes, opts)
+    assert [(f[0].meta["separator"], f[1] is not None, f[2].mode) for f in fusions] == [
+        ("unit-a", True, "rate"), ("unit-a", True, "band"), ("unit-c", False, "band")]
+    # one cached estimate: fused alone
+    fusions.clear()
+    single = pipeline.refuse_grid(audio, found, sed_out, estimates[:1], [pipeline.GridPoint(fusion_mode="rate")], opts)
+    assert fusions[0][1] is None and single[0].separators == ["unit-a"]
     reference = 0.5 * audio.samples
     scored = pipeline.refuse_grid(audio, found, sed_out, estimates, grid[2:3], opts, reference)
     assert scored[0].metrics["si_sdr"] > 60

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -87,6 +88,8 @@ def test_strip_filler_drops_requests_articles_quotes_and_trailing_politeness():
     assert Q.strip_filler("the dog too") == "dog"
     assert Q.strip_filler("dog") == "dog"
     assert Q.strip_filler("") == ""
+    assert Q.strip_filler('the "dog"') == "dog"  # a quote bared by the filler's removal goes too
+    assert Q.strip_filler("Xylophone") == "Xylophone"  # only spaces and quotes are stripped from the ends
 
 
 def test_strip_filler_turns_what_is_said_into_the_speaker_speaking():
@@ -191,6 +194,8 @@ def test_spelling_corrects_only_unknown_alphabetic_words_of_four_letters_or_more
     assert Q.correct_spelling("cymbols") == "cymbals"  # ratio 0.857
     assert Q.correct_spelling("The CYMBOLS") == "the cymbals"  # normalised
     assert Q.correct_spelling("teh") == "teh"  # three letters: left alone
+    assert Q.correct_spelling("hrn") == "hrn"  # three letters, though "horn" is 2·3/7 = 0.857 from it
+    assert Q.correct_spelling("cymbal5") == "cymbal5"  # not alphabetic, though "cymbals" is 2·6/14 = 0.857 away
     assert Q.correct_spelling("cymbols2") == "cymbols2"  # not alphabetic
     assert Q.correct_spelling("zorblax") == "zorblax"  # nothing close enough
     assert Q.correct_spelling("vaccum") == "vaccum"  # "vacuum" only 0.83 away: under the 0.85 cutoff
@@ -228,6 +233,12 @@ def named(phrase: str) -> tuple[list[str], float]:
     ("the woman", ["Female speech, woman speaking"], Q.CONTAINED_BONUS),  # a person alone: their speech
     ("the host", ["Speech"], Q.SPEAKER_BONUS),
     ("the music", [], Q.CONTAINED_BONUS),  # generic classes are never raised
+    ("electric guitar", ["Guitar"], Q.CONTAINED_BONUS),  # inside the phrase only: the whole is rank's exact match
+    ("the piano on stage", ["Piano"], Q.CONTAINED_BONUS),  # nothing played "on": the words before the preposition
+    ("a noise from the dog", ["Dog"], Q.CONTAINED_BONUS),  # nothing named before it: the whole phrase
+    ("the dog cat", ["Cat", "Dog"], Q.CONTAINED_BONUS),  # a sound right after another is kept
+    ("a buzzing buzz", ["Buzz"], Q.CONTAINED_BONUS),  # a quality word after its own class is kept
+    ("dog and voices", ["Dog"], Q.CONTAINED_BONUS),  # "voices" (generic Speech, no speaker's role): no speaker bonus
     ("zorblax", [], Q.CONTAINED_BONUS),
     ("", [], Q.CONTAINED_BONUS),
 ])
@@ -301,6 +312,12 @@ def test_label_rows_are_normalised_even_from_an_unnormalised_encoder(tmp_path):
     matrix, _ = Q.label_matrix(TableEncoder(identity="scaled", scale=3.0), tmp_path)
     texts, _ = Q.label_texts()
     np.testing.assert_allclose(matrix[texts.index("Cat")], CAT_ROW, atol=1e-6)
+
+
+def test_label_rows_are_normalised_from_short_vectors_too(tmp_path):
+    matrix, _ = Q.label_matrix(TableEncoder(identity="short", scale=0.1), tmp_path)
+    texts, _ = Q.label_texts()
+    np.testing.assert_allclose(matrix[texts.index("Cat")], CAT_ROW, atol=1e-6)  # the sum's norm is 0.22: still unit
 
 
 def test_a_zero_label_row_stays_zero(tmp_path):
@@ -396,6 +413,22 @@ def test_rank_normalises_the_query_vector(tmp_path):
     assert result[1][1] == pytest.approx(ZORBLAX_DOG, abs=1e-6)
 
 
+def test_rank_normalises_a_short_query_vector(tmp_path):
+    result = ranked("zorblax", 2, tmp_path, TableEncoder(identity="scaled-half", scale=0.5))
+    assert result[0][1] == pytest.approx(ZORBLAX_CAT, abs=1e-6)
+    assert result[1][1] == pytest.approx(ZORBLAX_DOG, abs=1e-6)
+
+
+@pytest.mark.parametrize("query", ["zorblax", "zorblax, not qux"])
+def test_the_label_cache_goes_where_it_is_asked(tmp_path, monkeypatch, query):
+    monkeypatch.setenv("EVENTSEP_CACHE", str(tmp_path / "default"))
+    Q.map_query(query, TableEncoder(identity=f"where-{query}"), QueryParams(), tmp_path / "asked")
+    assert not (tmp_path / "default").exists() and len(list((tmp_path / "asked").iterdir())) == 1
+    Q._matrix_cache.clear()
+    Q.rank("qux", TableEncoder(identity="where-rank"), 1, tmp_path / "ranked")
+    assert not (tmp_path / "default").exists() and len(list((tmp_path / "ranked").iterdir())) == 1
+
+
 def test_a_class_named_inside_the_phrase_gets_the_bonus_and_no_description_part(tmp_path):
     # "zorblax dog": the same vector as "zorblax"; Dog is named inside, so its raw 0.6 + 0.15 = 0.75 now beats
     # Cat's raw cosine 1.6/√5 = 0.716 (neither divided by 1.05)
@@ -460,9 +493,13 @@ def test_map_query_splits_and_phrases_and_puts_each_phrase_best_first(tmp_path):
     assert [c.name for c in other.classes] == ["Dog", "Cat"] and other.target_text == "qux and zorblax"
 
 
-def test_map_query_keeps_an_exact_name_with_and_whole(tmp_path):
-    mapping = Q.map_query("pots and pans", TableEncoder(), QueryParams(top_k=1), tmp_path)
-    assert [c.name for c in mapping.classes] == ["Dishes, pots, and pans"]
+def test_map_query_keeps_an_exact_name_with_and_whole(tmp_path, monkeypatch):
+    # "pots and pans" is near Dog, "pots" and "pans" near Cat: the runner-up shows which was ranked
+    monkeypatch.setitem(TABLE, "pots and pans", unit(1))
+    monkeypatch.setitem(TABLE, "pots", unit(2))
+    monkeypatch.setitem(TABLE, "pans", unit(2))
+    mapping = Q.map_query("pots and pans", TableEncoder(), QueryParams(top_k=2), tmp_path)
+    assert [c.name for c in mapping.classes] == ["Dishes, pots, and pans", "Dog"]
     assert mapping.target_text == "pots and pans"
 
 
@@ -537,3 +574,50 @@ def test_text_encoding_runs_on_one_torch_thread_and_restores_the_count():
         assert guard.previous is None and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_minilm_loads_its_folder_offline_once_and_encodes_through_sentence_transformers(monkeypatch, request):
+    """The model itself replaced by a recorder (sys.modules), so nothing is loaded: what it is asked for is checked."""
+    import sys
+    import types
+
+    import torch
+
+    made, encoded, logging_calls, threads = [], [], [], []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    request.addfinalizer(lambda: torch.set_num_threads(before))
+
+    class FakeModel:
+        def __init__(self, folder, device):
+            made.append((folder, device))
+
+        def encode(self, texts, **options):
+            import torch
+
+            encoded.append((texts, options))
+            threads.append(torch.get_num_threads())
+            return np.ones((len(texts), 384), dtype=np.float64)
+
+    logging = types.SimpleNamespace(disable_progress_bar=lambda: logging_calls.append("bar"),
+                                    set_verbosity_error=lambda: logging_calls.append("error"))
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=FakeModel))
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "transformers.utils", types.SimpleNamespace(logging=logging))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    encoder = Q.MiniLMEncoder()
+    out = encoder.encode(("a dog", "a cat"))
+    assert out.dtype == np.float32 and out.shape == (2, 384)
+    assert made == [(str(encoder.folder), "cpu")]
+    assert encoded == [(["a dog", "a cat"], {"normalize_embeddings": True, "convert_to_numpy": True, "batch_size": 64,
+                                             "show_progress_bar": False})]
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    assert logging_calls == ["bar", "error"]
+    assert threads == [1] and torch.get_num_threads() == 2  # one thread while encoding, then as it was
+    encoder.encode(["again"])
+    assert len(made) == 1 and encoder._model is not None  # loaded once
+    assert encoder._load() is encoder._model
+    assert (encoder.folder / "vocab.txt").is_file()  # the wheel's model folder
+    monkeypatch.setattr("eventsep.pretrained.tree_sha256", lambda folder: f"sha256 of {folder}")
+    assert encoder.identity() == f"sha256 of {encoder.folder}"
