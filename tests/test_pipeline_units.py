@@ -33,7 +33,8 @@ def recording(n: int = RATE, seed: int = 0, **extra) -> Audio:
 
 
 def mapping(classes=((DOG, 1.0),), query="dog", remove=False, target_text=None, key="map-key") -> StageResult:
-    meta = {"query": query, "classes": [{"index": c.index, "mid": c.mid, "name": c.name, "score": s} for c, s in classes],
+    meta = {"query": query,
+            "classes": [{"index": c.index, "mid": c.mid, "name": c.name, "score": s} for c, s in classes],
             "exclude": [], "remove": remove}
     if target_text is not None:
         meta["target_text"] = target_text
@@ -274,7 +275,8 @@ def test_the_mask_stage_output_and_key():
     params = MaskParams(mode="hard", smoothing="none", min_event_seconds=0.0, fade_ms=5.0)
     result = pipeline.mask(sed_result(), found, params, audio)
     expected = stage_key("mask", 2, params, inputs={"sed": "sed-key", "map_query": "map-key", "recording": audio.key})
-    assert (result.stage, result.key) == ("mask", expected) and pipeline.mask_key(sed_result(), found, params, audio) == expected
+    assert (result.stage, result.key) == ("mask", expected)
+    assert pipeline.mask_key(sed_result(), found, params, audio) == expected
     gain = result["gain"]
     assert gain.dtype == np.float32 and gain.shape == (RATE,)
     # frames 0-4 on: one event of Dog from 0 to 0.45 s (frame centres), faded out over 5 ms around sample 3600
@@ -564,6 +566,16 @@ def test_finish_answers_the_gated_mixture_for_a_silent_separator():
     assert off.extra["warnings"][-1].endswith(": answering with the separator's output anyway (fallback off)")
 
 
+def test_finish_distrusts_an_answer_40_db_below_the_mixture():
+    audio = recording()
+    fused, mask_result, gain = finish_inputs(audio, 0.01 * audio.samples, events=False)  # 10·log10(0.01²) = -40 dB
+    result = pipeline.finish(audio, fused, mask_result, mapping(), finish_options())
+    assert result.extra["untrusted"] == ("the separator's answer for 'Dog' is 40 dB below the mixture while the query "
+                                         "asks for it")
+    assert result.extra["answer"] == GATED
+    np.testing.assert_allclose(result.target, audio.samples * gain, atol=1e-7)
+
+
 def test_finish_of_a_silent_removal():
     audio = recording()
     # the detector finds the sound and the separator answers silence: untrusted, but a removal is not answered by
@@ -824,9 +836,11 @@ def test_detector_track_is_none_without_classes():
 
 def test_grid_points_and_their_labels():
     assert pipeline.GridPoint().label() == "fused band · soft θ=0.5"
-    assert pipeline.GridPoint(mask_mode="hard", threshold=0.25, fusion_mode="rate").label() == "fused rate · hard θ=0.25"
+    hard = pipeline.GridPoint(mask_mode="hard", threshold=0.25, fusion_mode="rate")
+    assert hard.label() == "fused rate · hard θ=0.25"
     assert pipeline.GridPoint(mask_mode="off", separator="audiosep").label() == "audiosep · mask off"
     assert pipeline.GridPoint(separator=pipeline.MIXTURE).label() == "mixture · soft θ=0.5"
+    assert pipeline.GridPoint(mask_mode="oracle", threshold=0.25).label() == "fused band · oracle span"
     grid = pipeline.grid_product(["soft", "hard"], [0.25, 0.5], ["band", "rate"])
     assert [(p.mask_mode, p.threshold, p.fusion_mode) for p in grid] == [
         ("soft", 0.25, "band"), ("soft", 0.25, "rate"), ("soft", 0.5, "band"), ("soft", 0.5, "rate"),
@@ -915,6 +929,31 @@ def test_refuse_grid(units, runner, monkeypatch):
     reference = 0.5 * audio.samples
     scored = pipeline.refuse_grid(audio, found, sed_out, estimates, grid[2:3], opts, reference)
     assert scored[0].metrics["si_sdr"] > 60
+
+
+def test_a_grid_points_mask():
+    opts = options(mask={"floor": 0.5, "threshold": 0.3, "fade_ms": 20.0})
+    point = pipeline._point_mask(pipeline.GridPoint(mask_mode="soft", threshold=0.75), opts, None)
+    assert point == opts.mask.model_copy(update={"mode": "soft", "threshold": 0.75})
+    oracle = pipeline._point_mask(pipeline.GridPoint(mask_mode="oracle", threshold=0.75), opts, (0.25, 0.5))
+    assert oracle == MaskParams.model_validate({**opts.mask.model_dump(), "mode": "hard", "spans": [(0.25, 0.5)],
+                                                "spans_mode": "replace", "floor": 0.0})
+    assert oracle.threshold == 0.3 and oracle.fade_ms == 20.0 and oracle.spans == ((0.25, 0.5),)
+    with pytest.raises(ValueError) as error:
+        pipeline._point_mask(pipeline.GridPoint(mask_mode="oracle"), opts, None)
+    assert str(error.value) == "the oracle mask needs the wanted sound's onset and offset (an evaluation item's)"
+
+
+def test_refuse_grid_gates_oracle_points_by_the_span(units, runner):
+    audio = recording()
+    opts = options(mask={"floor": 0.5, "fade_ms": 5.0})
+    pipeline.run(audio, "dog", opts, runner)
+    found, sed_out, estimates = pipeline.load_cached(runner.store, audio, "dog", opts)
+    result, = pipeline.refuse_grid(audio, found, sed_out, estimates, [pipeline.GridPoint(mask_mode="oracle")], opts,
+                                   span=(0.25, 0.5))
+    gain = result.gain  # samples 2000 to 4000 open, floor 0 elsewhere (5 ms ramps: 40 samples)
+    assert gain[2100:3900].min() == 1.0 and gain[:1900].max() == 0.0 and gain[4100:].max() == 0.0
+    assert result.options["mask"]["mode"] == "hard" and result.options["mask"]["floor"] == 0.0
 
 
 def test_grid_source(units):

@@ -454,7 +454,8 @@ def test_map_query_refuses_what_is_not_a_query(tmp_path):
     encoder = TableEncoder()
     with pytest.raises(TypeError, match=r"^the query must be text, not int$"):
         Q.map_query(5, encoder, QueryParams(), tmp_path)
-    with pytest.raises(ValueError, match=r"^the query is empty: say which sound to separate, e\.g\. 'the dog barking'$"):
+    with pytest.raises(ValueError,
+                       match=r"^the query is empty: say which sound to separate, e\.g\. 'the dog barking'$"):
         Q.map_query(" \n ", encoder, QueryParams(), tmp_path)
     with pytest.raises(ValueError, match=r"^the query is 501 characters long; keep it under 500$"):
         Q.map_query("x" * 501, encoder, QueryParams(), tmp_path)
