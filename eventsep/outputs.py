@@ -47,21 +47,32 @@ def write_result(result: Result, folder: str | os.PathLike, stem: str, html: boo
     The files are written into a temporary folder first and moved in together once all are complete,
     so a failure while writing leaves the previous run's set as it was."""
     folder = Path(folder)
-    names = {"target": f"{stem}.target.wav", "residual": f"{stem}.residual.wav",
-             "events_csv": f"{stem}.events.csv", "events_json": f"{stem}.events.json",
-             "report": f"{stem}.report.json"}
     with atomic_dir(folder) as staging:
-        write_audio(staging / names["target"], result.target, result.sample_rate)
-        write_audio(staging / names["residual"], result.residual, result.sample_rate)
-        write_text(staging / names["events_csv"], events_csv(result.events))
-        # Same bytes for the same result, whichever of its stages came from the cache.
-        write_text(staging / names["events_json"], json.dumps(canonical_events(result.events), indent=1))
-        write_text(staging / names["report"], json.dumps(report(result), indent=1, default=str, sort_keys=True))
-        if html:
-            from .report import separation_report
-
-            names.update(separation_report(result, staging, stem, audio_path, links_from=folder))
+        write_audio(staging / audio_names(stem)["target"], result.target, result.sample_rate)
+        write_audio(staging / audio_names(stem)["residual"], result.residual, result.sample_rate)
+        names = write_beside_audio(result, staging, stem, html, audio_path, folder)
     return {part: str(folder / name) for part, name in names.items()}
+
+
+def audio_names(stem: str) -> dict[str, str]:
+    return {"target": f"{stem}.target.wav", "residual": f"{stem}.residual.wav"}
+
+
+def write_beside_audio(result: Result, staging: Path, stem: str, html: bool, audio_path: str | None,
+                       folder: Path) -> dict[str, str]:
+    """Into `staging`, beside the target and residual already there: the event tables, the JSON report and (with
+    `html`) the HTML report and its picture, which read the audio from `result`; returns every output's name."""
+    names = {**audio_names(stem), "events_csv": f"{stem}.events.csv", "events_json": f"{stem}.events.json",
+             "report": f"{stem}.report.json"}
+    write_text(staging / names["events_csv"], events_csv(result.events))
+    # Same bytes for the same result, whichever of its stages came from the cache.
+    write_text(staging / names["events_json"], json.dumps(canonical_events(result.events), indent=1))
+    write_text(staging / names["report"], json.dumps(report(result), indent=1, default=str, sort_keys=True))
+    if html:
+        from .report import separation_report
+
+        names.update(separation_report(result, staging, stem, audio_path, links_from=folder))
+    return names
 
 
 def output_stems(paths: list[str]) -> list[str]:

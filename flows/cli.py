@@ -174,14 +174,20 @@ def cmd_separate(args) -> int:
     started = time.perf_counter()
     with ProgressDisplay(args.quiet) as display:
         if args.local:
-            from eventsep.api import separate
+            from eventsep import stream
+            from eventsep.api import local_runner, separate
             from eventsep.outputs import write_result
             from flows.separate import output_stem
 
-            result = separate(args.input, args.query, options=options, reference=args.reference, progress=display)
-            display("write", None)
-            summary = {"outputs": write_result(result, args.output, output_stem(args.input), not args.no_report,
-                                               args.input),
+            if stream.wanted(args.input, args.reference):  # long: a block at a time, memory flat in length
+                result, paths = stream.separate_file(args.input, args.query, options, local_runner(), args.output,
+                                                     output_stem(args.input), not args.no_report, display)
+            else:
+                result = separate(args.input, args.query, options=options, reference=args.reference,
+                                  progress=display)
+                display("write", None)
+                paths = write_result(result, args.output, output_stem(args.input), not args.no_report, args.input)
+            summary = {"outputs": paths,
                        "metrics": result.metrics, "events": result.events, "separators": result.separators,
                        "note": result.extra.get("mask_note"), "warnings": result.extra.get("warnings", [])}
         else:

@@ -14,11 +14,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from eventsep import pipeline
+from eventsep import pipeline, stream
 from eventsep.audio import AudioError
 from eventsep.settings import settings
 
-from .stages import PrefectRunner, load_recording, write_outputs
+from .stages import PrefectRunner, load_recording, separate_in_blocks, write_outputs
 
 # What fails one recording alone; anything else is a fault of the program and fails the batch.
 RECORDING_FAILURES = (AudioError, pipeline.NoSeparatorAvailable, ValueError)
@@ -41,9 +41,12 @@ def separate_one(path: str, stem: str, query: str, output_dir: str, options: pip
     """A batch row: the outputs of one recording, or the one-line reason it failed. `progress` hears its
     stages (see `pipeline.run`); `report`: also its HTML report."""
     try:
-        recording = load_recording(path)
-        result = pipeline.run(recording, query, options, runner, progress=progress)
-        [outputs] = write_outputs([result], output_dir, [stem], report, path)
+        if stream.wanted(path):
+            result, outputs = separate_in_blocks(path, query, options, output_dir, stem, report, progress)
+        else:
+            recording = load_recording(path)
+            result = pipeline.run(recording, query, options, runner, progress=progress)
+            [outputs] = write_outputs([result], output_dir, [stem], report, path)
         row = {"audio": path, "outputs": outputs, "events": result.events,
                "warnings": result.extra.get("warnings", [])}
     except RECORDING_FAILURES as error:

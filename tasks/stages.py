@@ -37,6 +37,19 @@ def write_outputs(results: list[pipeline.Result], folder: str, stems: list[str],
     return [write_result(result, folder, stem, report, audio_path) for result, stem in zip(results, stems, strict=True)]
 
 
+@task(name="separate_in_blocks", cache_policy=NO_CACHE)
+def separate_in_blocks(path: str, query: str, options: pipeline.RunOptions, folder: str, stem: str,
+                       report: bool = True, progress: pipeline.Progress | None = None
+                       ) -> tuple[pipeline.Result, dict[str, str]]:
+    """A long recording a block at a time (eventsep.stream): its stages cached in the same result store by this
+    process's own runner (a task per block stage would keep every block's arrays in the flow's results), its
+    outputs written as one set."""
+    from eventsep import stream
+    from eventsep.api import local_runner
+
+    return stream.separate_file(path, query, options, local_runner(), folder, stem, report, progress)
+
+
 @task(name="load_cached", cache_policy=NO_CACHE)
 def load_cached(recording: Audio, query: str, options: pipeline.RunOptions
                 ) -> tuple[StageResult, StageResult, list[StageResult]]:

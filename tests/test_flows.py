@@ -243,3 +243,26 @@ def test_evaluate_flow_runs_the_stage_tasks_once_and_links_its_report(prefect_se
     again = within(180, evaluate_flow, str(manifest), str(cache_env / "again"), spec, make_options(standin_options),
                    return_state=True)
     assert set(task_states(again)["separate"]) == {"Cached"} and CALLS["standin-a"] == 2
+
+
+def test_long_recordings_go_in_blocks_on_the_prefect_path(prefect_server, cache_env, monkeypatch):
+    """The separate flow and a batch hand a recording longer than STREAM_SECONDS to eventsep.stream (one task)."""
+    import numpy as np
+
+    from eventsep import stream
+    from flows.batch import batch_flow
+
+    monkeypatch.setattr(stream, "STREAM_SECONDS", 5.0)
+    monkeypatch.setattr(stream, "BLOCK_SECONDS", 3.0)
+    monkeypatch.setattr(stream, "BEFORE_SECONDS", 2.0)
+    monkeypatch.setattr(stream, "AFTER_SECONDS", 1.0)
+    t = np.arange(8 * 32000) / 32000
+    path = cache_env / "in" / "long.wav"
+    write_audio(path, (0.3 * np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 0.3 * t) > 0)).astype(np.float32),
+                32000)
+    options = make_options(encoder="standin-encoder", sed="standin-sed", separators=("standin-a",))
+    summary, states = separate(str(path), cache_env / "out", options)
+    report = json.loads(Path(summary["outputs"]["report"]).read_text())
+    assert report["blocks"].startswith("separated in 3 blocks of 3 s") and "separate_in_blocks" in states
+    rows = within(120, batch_flow, [str(path)], "the tone", str(cache_env / "batch"), options)
+    assert json.loads(Path(rows[0]["outputs"]["report"]).read_text())["blocks"] == report["blocks"]
