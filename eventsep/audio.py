@@ -78,6 +78,41 @@ class Audio:
         return self.key_override or recording_key(self.samples, self.sample_rate)
 
 
+class RawSamples:
+    """float32 samples ((n,) or (n, channels)) stored raw in a file and read a stretch at a time with ordinary
+    reads, never memory-mapped: a mapped hour would enter the process's memory whole, since the kernel maps the
+    file's cached pages around every one touched. For pictures of long recordings (`report.spectrogram_db`)."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, ...]):
+        self.path, self.shape = Path(path), tuple(int(size) for size in shape)
+        self.ndim = len(self.shape)
+        self._row = int(np.prod(self.shape[1:], dtype=np.int64)) if self.ndim > 1 else 1
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) (clipped to the recording)."""
+        start, stop = max(0, start), min(len(self), stop)
+        count = max(0, stop - start) * self._row
+        data = np.fromfile(self.path, np.float32, count=count, offset=start * self._row * 4)
+        return data.reshape((-1, *self.shape[1:]))
+
+    def frames(self, size: int, hop: int) -> np.ndarray:
+        """The frames of `size` samples every `hop` samples that fit in the recording, as (frames, size) or
+        (frames, channels, size), as `sliding_window_view(samples, size, axis=0)[::hop]` gives them."""
+        count = (len(self) - size) // hop + 1 if len(self) >= size else 0
+        out = np.empty((count, *self.shape[1:], size), np.float32)
+        with open(self.path, "rb") as handle:
+            for index in range(count):
+                handle.seek(index * hop * self._row * 4)
+                frame = np.fromfile(handle, np.float32, count=size * self._row).reshape((size, *self.shape[1:]))
+                out[index] = np.moveaxis(frame, 0, -1)
+        return out
+
+
 def _checked_rate(sample_rate, name: str) -> int:
     try:
         rate = int(sample_rate)

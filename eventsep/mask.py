@@ -214,6 +214,26 @@ class GainPlan:
             gain += self.floor
         return gain
 
+    def at(self, indices: np.ndarray) -> np.ndarray:
+        """The gain at these sample indices alone (float32), each the mean of `fade` samples around it as `render`."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if self.fade <= 1:
+            return np.clip(self.unfaded(indices), 0.0, 1.0)
+        around = np.clip(indices[:, None] + np.arange(-(self.fade // 2), self.fade - self.fade // 2), 0,
+                         self.num_samples - 1)
+        values = self.unfaded(around.reshape(-1)).reshape(around.shape).astype(np.float64)
+        return np.clip(values.mean(axis=1), 0.0, 1.0).astype(np.float32)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, part: slice) -> np.ndarray:
+        """`plan[start:stop:step]`, as the whole gain's slice would be (a picture of an hour's gain reads 2000)."""
+        if not isinstance(part, slice):
+            raise TypeError("a GainPlan is sliced, not indexed")
+        start, stop, step = part.indices(self.num_samples)
+        return self.render(start, stop) if step == 1 else self.at(np.arange(start, stop, step))
+
     def render(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """The gain of samples [start, stop) (float32): equal to the same stretch of the whole gain, made a block of
         BLOCK samples at a time (`box_filter`'s blocks when `start` is 0)."""

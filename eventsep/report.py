@@ -60,7 +60,7 @@ def overview_png(path: str | os.PathLike, panels: list[tuple[str, np.ndarray | t
     if gain is not None and len(gain):
         step = max(1, len(gain) // 2000)
         times = np.arange(0, len(gain), step) / sample_rate
-        curve.fill_between(times, 0, np.asarray(gain)[::step], color="tab:green", alpha=0.35, label="mask gain")
+        curve.fill_between(times, 0, np.asarray(gain[::step]), color="tab:green", alpha=0.35, label="mask gain")
     if track is not None:
         probs = np.asarray(track["probs"])
         curve.plot(np.arange(len(probs)) / track["frame_rate"], probs, color="tab:blue", lw=1,
@@ -86,15 +86,20 @@ def spectrogram_db(samples: np.ndarray | tuple[np.ndarray, ...], fft: int = SPEC
 
     `samples`: (n,), (n, channels) (the picture shows the channels' mean), or a tuple of such arrays of one
     shape, drawn as their sum (the mixture as target + residual) without a whole-length sum being made."""
-    parts = [np.asarray(part, np.float32) for part in (samples if isinstance(samples, tuple) else (samples,))]
+    from .audio import RawSamples
+
+    parts = [part if isinstance(part, RawSamples) else np.asarray(part, np.float32)
+             for part in (samples if isinstance(samples, tuple) else (samples,))]
     length = len(parts[0])
     if any(part.shape != parts[0].shape for part in parts):
         raise ValueError(f"the parts of a spectrogram differ in shape: {[part.shape for part in parts]}")
     if length < fft:
-        parts = [np.pad(part, [(0, fft - length)] + [(0, 0)] * (part.ndim - 1)) for part in parts]
+        parts = [np.pad(part.read(0, length) if isinstance(part, RawSamples) else part,
+                        [(0, fft - length)] + [(0, 0)] * (part.ndim - 1)) for part in parts]
     hop = max(fft // 2, -(-(max(length, fft) - fft + 1) // columns))
-    # (frames, fft) or (frames, channels, fft): views, nothing copied
-    views = [np.lib.stride_tricks.sliding_window_view(part, fft, axis=0)[::hop] for part in parts]
+    # (frames, fft) or (frames, channels, fft): views, nothing copied (or the chosen frames read from a raw file)
+    views = [part.frames(fft, hop) if isinstance(part, RawSamples)
+             else np.lib.stride_tricks.sliding_window_view(part, fft, axis=0)[::hop] for part in parts]
     count = len(views[0])
     power = np.empty((fft // 2 + 1, count), np.float32)
     window = np.hanning(fft).astype(np.float32)

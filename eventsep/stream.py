@@ -21,7 +21,7 @@ import numpy as np
 import soundfile
 
 from . import backends
-from .audio import Audio, AudioError, audio_writer, energy, _decoding
+from .audio import Audio, AudioError, RawSamples, audio_writer, energy, _decoding
 from .config import gain_applied
 from .hashing import stage_key
 from .pipeline import (GATED, VERSIONS, NoSeparatorAvailable, Progress, Result, RunOptions, Runner, SEPARATOR, answered,
@@ -230,8 +230,7 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
     applied = gain_applied(options.mask.model_dump())
     with audio_writer(staging / names["target"], reader.rate, reader.channels) as write_target, \
             audio_writer(staging / names["residual"], reader.rate, reader.channels) as write_residual, \
-            open(raw / "target.f32", "wb") as raw_target, open(raw / "residual.f32", "wb") as raw_residual, \
-            open(raw / "gain.f32", "wb") as raw_gain:
+            open(raw / "target.f32", "wb") as raw_target, open(raw / "residual.f32", "wb") as raw_residual:
         for block in layout:
             audio = reader.read(block.start, block.stop)
             described = fused_block(block, audio)["audio"]
@@ -250,12 +249,9 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
             for write, handle, part in ((write_target, raw_target, target), (write_residual, raw_residual, rest)):
                 write(part[core])
                 np.ascontiguousarray(part[core], np.float32).tofile(handle)
-            if applied:
-                gain[block.core].tofile(raw_gain)
     recording_key = reader.key
-    target = np.memmap(raw / "target.f32", np.float32, "r", shape=shape)
-    residual = np.memmap(raw / "residual.f32", np.float32, "r", shape=shape)
-    gain = np.memmap(raw / "gain.f32", np.float32, "r", shape=(reader.length,)) if applied else np.zeros(0, np.float32)
+    target, residual = RawSamples(raw / "target.f32", shape), RawSamples(raw / "residual.f32", shape)
+    gain = plan if applied else np.zeros(0, np.float32)  # sliced as an array would be, for the report's picture
     whole = Audio(np.zeros(0, np.float32), reader.rate, reader.path, key_override=recording_key)
     fused_meta = StageResult("fuse", "", meta={"separators": separators})
     extra = notes(whole, fused_meta, mask_result, mapping, options, untrusted,

@@ -629,3 +629,17 @@ def test_a_stretch_of_the_gain_made_alone_equals_the_whole_gain_there(monkeypatc
         np.testing.assert_allclose(part, whole.gain[start:stop], atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match=r"^samples 10\.\.8001 are outside the recording's 0\.\.8000$"):
         alone.plan.render(10, 8001)
+
+
+def test_the_gain_plan_is_sliced_as_the_whole_gain():
+    params = MaskParams(mode="soft", threshold=0.4, floor=0.2)
+    probs = np.clip(np.sin(np.arange(40) / 3.0)[:, None] * 0.6 + 0.4, 0, 1).astype(np.float32)
+    made = compute_mask(probs, 10.0, [0], params, num_samples=8000, sample_rate=2000)
+    plan = made.plan
+    assert len(plan) == 8000
+    np.testing.assert_allclose(plan[::37], made.gain[::37], atol=1e-6, rtol=0)  # a picture's sparse reading
+    np.testing.assert_allclose(plan[5:7990:400], made.gain[5:7990:400], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(plan[100:300], made.gain[100:300], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(plan.at(np.array([0, 1, 7999])), made.gain[[0, 1, 7999]], atol=1e-6, rtol=0)
+    with pytest.raises(TypeError, match="a GainPlan is sliced, not indexed"):
+        plan[5]

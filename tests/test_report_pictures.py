@@ -62,3 +62,24 @@ def test_a_mask_gain_that_was_not_applied_is_not_drawn_as_the_answers_mask():
     for mask_at, drawn in (("output", True), ("input", True), ("none", False)):
         result = SimpleNamespace(gain=gain, options={"mask": {"mode": "soft", "mask_at": mask_at}})
         assert (applied_gain(result) is gain) == drawn, mask_at
+
+
+@pytest.mark.parametrize("shape", [(50_000,), (50_000, 2)])
+def test_a_picture_from_a_raw_file_is_the_picture_of_its_samples(tmp_path, shape):
+    """Long recordings in blocks draw their report from raw files read frame by frame (RawSamples), never mapped."""
+    from eventsep.audio import RawSamples
+
+    samples = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    other = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    for name, data in (("a", samples), ("b", other)):
+        data.tofile(tmp_path / name)
+    raw, raw_other = RawSamples(tmp_path / "a", shape), RawSamples(tmp_path / "b", shape)
+    assert len(raw) == 50_000 and raw.ndim == len(shape)
+    np.testing.assert_array_equal(raw.read(1000, 1010), samples[1000:1010])
+    np.testing.assert_array_equal(raw.frames(2048, 700),
+                                  np.lib.stride_tricks.sliding_window_view(samples, 2048, axis=0)[::700])
+    np.testing.assert_array_equal(spectrogram_db(raw, columns=60), spectrogram_db(samples, columns=60))
+    np.testing.assert_array_equal(spectrogram_db((raw, raw_other), columns=60),
+                                  spectrogram_db((samples, other), columns=60))
+    short = RawSamples(tmp_path / "a", (1000, *shape[1:]))  # shorter than one frame: padded as an array is
+    np.testing.assert_array_equal(spectrogram_db(short), spectrogram_db(samples[:1000]))
