@@ -369,7 +369,7 @@ def _dictionary_words() -> frozenset[str]:
 
 def correct_spelling(phrase: str) -> str:
     """Replace each word that is neither a label word nor an English word by the closest label word
-    ("saxaphone" → "saxophone", "vaccum cleaner" → "vacuum cleaner"); other words stay as typed."""
+    ("saxaphone" → "saxophone", "cymbols" → "cymbals"); other words stay as typed."""
     known, dictionary = _label_words(), _dictionary_words()
     words = _normalise(phrase).split()
     corrected = []
