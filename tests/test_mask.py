@@ -643,3 +643,51 @@ def test_the_gain_plan_is_sliced_as_the_whole_gain():
     np.testing.assert_allclose(plan.at(np.array([0, 1, 7999])), made.gain[[0, 1, 7999]], atol=1e-6, rtol=0)
     with pytest.raises(TypeError, match="a GainPlan is sliced, not indexed"):
         plan[5]
+
+
+def test_interval_membership_and_merging_by_hand():
+    from eventsep.mask import _inside, _merged
+
+    starts, stops = _merged([(5, 7), (1, 3), (3, 4), (6, 9), (10, 10), (12, 11)])
+    assert starts.tolist() == [1, 5] and stops.tolist() == [4, 9]  # touching joined, empty and reversed dropped
+    assert starts.dtype == stops.dtype == np.int64
+    inside = _inside(np.arange(11), (np.array([2, 7]), np.array([5, 9])))
+    assert inside.dtype == np.float32 and inside.tolist() == [0, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0]  # stops excluded
+    assert _inside(np.arange(3), _merged([])).tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("rate", [100, 2000])  # 5 ms at 100 Hz: a fade of one sample, no box filter; 10 at 2 kHz
+def test_a_hard_gain_reaching_both_ends_is_made_alone_as_the_whole(rate):
+    probs = np.zeros((40, 1), np.float32)
+    probs[:6] = probs[15:22] = probs[34:] = 0.9  # events at the start, inside and at the end
+    params = MaskParams(mode="hard", threshold=0.5, floor=0.25, fade_ms=5.0, min_event_seconds=0.0)
+    n = 4 * rate
+    made = compute_mask(probs, 10.0, [0], params, num_samples=n, sample_rate=rate)
+    plan, gain = made.plan, made.gain
+    assert plan.fade == (1 if rate == 100 else 10) and gain[0] == 1.0 and gain[-1] == 1.0
+    if rate == 100:
+        assert set(np.unique(gain).tolist()) == {0.25, 1.0}  # no fade: the floor or 1, nothing between
+    ends = np.array([0, 1, 2, n - 3, n - 2, n - 1])
+    np.testing.assert_allclose(plan.at(ends), gain[ends], atol=1e-6, rtol=0)
+    for start, stop in ((0, 9), (n - 10, n), (1, n - 1), (n // 4, n // 4 + 50)):
+        np.testing.assert_allclose(plan.render(start, stop), gain[start:stop], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(plan[n - 100::3], gain[n - 100::3], atol=1e-6, rtol=0)
+
+
+def test_indexing_a_gain_plan_says_it_is_sliced():
+    made = compute_mask(np.full((10, 1), 0.9, np.float32), 10.0, [0], MaskParams(mode="soft"), num_samples=2000,
+                        sample_rate=2000)
+    with pytest.raises(TypeError, match=r"^a GainPlan is sliced, not indexed$"):
+        made.plan[5]
+
+
+@pytest.mark.parametrize("rate, end", [(100, 3.99), (2000, 3.9995), (2000, 4.0)])
+def test_a_span_to_the_last_sample_or_short_of_it_is_made_alone_as_the_whole(rate, end):
+    """The recording's last samples: a span ending one sample short of the end (no fade at 100 Hz) or at the end
+    (a 10-sample fade at 2 kHz, whose window there is held at the last sample, not read past it)."""
+    params = MaskParams(mode="hard", floor=0.25, spans=f"1-{end}", spans_mode="replace")
+    n = 4 * rate
+    made = compute_mask(np.zeros((40, 1), np.float32), 10.0, [0], params, num_samples=n, sample_rate=rate)
+    assert made.plan.unfaded(np.array([n - 2, n - 1])).tolist() == [1.0, 0.25 if end < 4 else 1.0]
+    np.testing.assert_allclose(made.plan.render(n - 12, n), made.gain[n - 12:], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(made.plan.at(np.arange(n - 12, n)), made.gain[n - 12:], atol=1e-6, rtol=0)

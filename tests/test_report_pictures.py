@@ -81,5 +81,7 @@ def test_a_picture_from_a_raw_file_is_the_picture_of_its_samples(tmp_path, shape
     np.testing.assert_array_equal(spectrogram_db(raw, columns=60), spectrogram_db(samples, columns=60))
     np.testing.assert_array_equal(spectrogram_db((raw, raw_other), columns=60),
                                   spectrogram_db((samples, other), columns=60))
+    assert raw.read(5, 5).shape == (0, *shape[1:]) and raw.read(49_998, 60_000).shape == (2, *shape[1:])
     short = RawSamples(tmp_path / "a", (1000, *shape[1:]))  # shorter than one frame: padded as an array is
+    assert short.frames(2048, 512).shape == (0, *shape[1:], 2048)
     np.testing.assert_array_equal(spectrogram_db(short), spectrogram_db(samples[:1000]))
