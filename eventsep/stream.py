@@ -27,7 +27,7 @@ from .hashing import stage_key
 from .pipeline import (GATED, VERSIONS, NoSeparatorAvailable, Progress, Result, RunOptions, Runner, SEPARATOR, answered,
                        detector_track, masked_input, notes, per_channel, resolve, selected_classes, _stage_progress)
 from .store import StageResult
-from .trust import detector_gate, fallback_answer, fallback_described, judge, replaces
+from .trust import detector_gate, energy_level_db, fallback_answer, fallback_described, judge, replaces
 from .upmix import HOP as UPMIX_HOP
 
 BLOCK_SECONDS = 180.0
@@ -125,13 +125,6 @@ def _core_frames(probs: np.ndarray, frame_rate: float, rate: int, block: Block, 
     return probs[int(round(first)):int(round(stop))]
 
 
-def _level(part: float, whole: float) -> float:
-    """As `trust.level_db`, from energies."""
-    if whole <= 0.0:
-        return 0.0
-    return float("-inf") if part <= 0.0 else 10.0 * math.log10(part / whole)
-
-
 def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, staging: Path, stem: str,
         progress: Progress | None = None, block_seconds: float | None = None, before_seconds: float | None = None,
         after_seconds: float | None = None) -> Result:
@@ -216,10 +209,10 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
             gate_min = min(gate_min, float(gate.min()))
         if separate_progress:
             separate_progress((index + 1) / len(layout))
-    untrusted, replaceable = judge(_level(described_energy, mixture_energy), classes, separators, bool(events), remove)
+    untrusted, replaceable = judge(energy_level_db(described_energy, mixture_energy), classes, separators, bool(events), remove)
     answer = SEPARATOR
     if replaces(untrusted if replaceable else None, options.fallback, remove):
-        answer = fallback_answer(remove, _level(gated_energy, mixture_energy), gate_min)
+        answer = fallback_answer(remove, energy_level_db(gated_energy, mixture_energy), gate_min)
 
     # 3. the answer, block by block, written as it is made
     _stage_progress(progress, "write")
@@ -252,13 +245,12 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
     recording_key = reader.key
     target, residual = RawSamples(raw / "target.f32", shape), RawSamples(raw / "residual.f32", shape)
     gain = plan if applied else np.zeros(0, np.float32)  # sliced as an array would be, for the report's picture
-    whole = Audio(np.zeros(0, np.float32), reader.rate, reader.path, key_override=recording_key)
+    # the recording as `notes` reads it: its name, key and channel count (no samples)
+    whole = Audio(np.zeros(0, np.float32), reader.rate, reader.path, key_override=recording_key,
+                  channels=np.zeros((0, reader.channels), np.float32))
     fused_meta = StageResult("fuse", "", meta={"separators": separators})
     extra = notes(whole, fused_meta, mask_result, mapping, options, untrusted,
                   GATED if not separators else answer, replaceable)
-    if reader.channels > 1:
-        extra["channels"] = (f"{reader.channels} channels: separated on their mean, the answer's time-frequency "
-                             "ratio to it applied to each channel")
     extra["unavailable_separators"] = reasons
     first = layout[0]
     extra["blocks"] = (f"separated in {len(layout)} blocks of {(first.core_stop - first.core_start) / reader.rate:g} s "

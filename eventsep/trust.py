@@ -24,7 +24,11 @@ def level_db(estimate: np.ndarray, mixture: np.ndarray) -> float:
     """Energy of `estimate` relative to `mixture`, in dB (-inf for digital silence)."""
     from .audio import energy as sum_of_squares
 
-    mixture_energy, energy = sum_of_squares(mixture), sum_of_squares(estimate)
+    return energy_level_db(sum_of_squares(estimate), sum_of_squares(mixture))
+
+
+def energy_level_db(energy: float, mixture_energy: float) -> float:
+    """`level_db` from the two energies (summed over a long recording's blocks, eventsep.stream)."""
     if mixture_energy <= 0.0:
         return 0.0
     return float("-inf") if energy <= 0.0 else 10.0 * np.log10(energy / mixture_energy)

@@ -142,6 +142,7 @@ def test_the_command_line_separates_a_long_recording_in_blocks(cache_env, local_
     np.testing.assert_allclose(target.channels + residual.channels, mixture.channels, atol=1e-5)
     report = json.loads((out / "long.report.json").read_text())
     assert report["blocks"].startswith("separated in 3 blocks of 12 s") and report["input"] == str(path)
+    assert report["channels"].startswith("2 channels: separated on their mean")
     assert "long.target.wav" in (out / "long.report.html").read_text()
     assert "event" in capsys.readouterr().out
     assert not list(out.glob(".*")) and not list(tmp_path.glob(".out.*"))  # nothing staged is left
