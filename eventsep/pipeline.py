@@ -164,6 +164,14 @@ def selected_classes(mapping: StageResult, params: MaskParams) -> list[dict]:
     return [c for c in classes if c["score"] >= best - params.class_margin]
 
 
+def followed_classes(mapping: StageResult, params: MaskParams) -> list[dict]:
+    """`selected_classes`, and a ValueError when there are none but the mask needs some."""
+    classes = selected_classes(mapping, params)
+    if not classes and params.mode != "off" and params.spans_mode != "replace":
+        raise ValueError("the query matched no sound class to follow; give --classes or --mask off")
+    return classes
+
+
 def mask_key(sed_result: StageResult, mapping: StageResult, params: MaskParams, recording: Audio) -> str:
     return stage_key("mask", VERSIONS["mask"], params, inputs={
         "sed": sed_result.key, "map_query": mapping.key, "recording": recording.key})
@@ -172,9 +180,7 @@ def mask_key(sed_result: StageResult, mapping: StageResult, params: MaskParams, 
 def mask(sed_result: StageResult, mapping: StageResult, params: MaskParams, recording: Audio) -> StageResult:
     from .mask import compute_mask
 
-    classes = selected_classes(mapping, params)
-    if not classes and params.mode != "off" and params.spans_mode != "replace":
-        raise ValueError("the query matched no sound class to follow; give --classes or --mask off")
+    classes = followed_classes(mapping, params)
     result = compute_mask(sed_result["probs"], sed_result.meta["frame_rate"], [c["index"] for c in classes],
                           params, num_samples=len(recording.samples), sample_rate=recording.sample_rate,
                           class_names=[c["name"] for c in classes])

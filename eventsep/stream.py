@@ -24,8 +24,9 @@ from . import backends
 from .audio import Audio, AudioError, RawSamples, audio_writer, energy, _decoding
 from .config import gain_applied
 from .hashing import stage_key
-from .pipeline import (GATED, VERSIONS, NoSeparatorAvailable, Progress, Result, RunOptions, Runner, SEPARATOR, answered,
-                       detector_track, masked_input, notes, per_channel, resolve, selected_classes, _stage_progress)
+from .pipeline import (GATED, SEPARATOR, VERSIONS, NoSeparatorAvailable, Progress, Result, RunOptions, Runner,
+                       _stage_progress, answered, detector_track, followed_classes, masked_input, notes, per_channel,
+                       resolve, selected_classes)
 from .store import StageResult
 from .trust import detector_gate, energy_level_db, fallback_answer, fallback_described, judge, replaces
 from .upmix import HOP as UPMIX_HOP
@@ -163,8 +164,7 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
             sed_progress((index + 1) / len(layout))
     probs = np.concatenate(cores)
     _stage_progress(progress, "mask")
-    if not classes and options.mask.mode != "off" and options.mask.spans_mode != "replace":
-        raise ValueError("the query matched no sound class to follow; give --classes or --mask off")
+    followed_classes(mapping, options.mask)  # a mask that needs classes and has none fails here, as in `pipeline`
     made = compute_mask(probs if classes else np.zeros((len(probs), 1), np.float32), frame_rate,
                         list(range(len(classes))) or [0], options.mask, num_samples=reader.length,
                         sample_rate=reader.rate, class_names=[c["name"] for c in classes], whole_gain=False)
