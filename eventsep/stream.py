@@ -209,7 +209,8 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
             gate_min = min(gate_min, float(gate.min()))
         if separate_progress:
             separate_progress((index + 1) / len(layout))
-    untrusted, replaceable = judge(energy_level_db(described_energy, mixture_energy), classes, separators, bool(events), remove)
+    untrusted, replaceable = judge(energy_level_db(described_energy, mixture_energy), classes, separators,
+                                   bool(events), remove)
     answer = SEPARATOR
     if replaces(untrusted if replaceable else None, options.fallback, remove):
         answer = fallback_answer(remove, energy_level_db(gated_energy, mixture_energy), gate_min)
