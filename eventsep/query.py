@@ -178,7 +178,8 @@ _TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too
                               r"if possible|if you can)\s*$", re.I)
 # What is left once the named sounds are gone: keeping only it is removing them.
 _BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|everything else|all else)"
-                         r"(?:\s+(?:sounds?|noises?|audio))?)", re.I)
+                         r"(?:\s+(?:sounds?|noises?|audio))?|(?:the\s+)?same\s+(?:track|song|recording|clip|audio|mix|thing))",
+                         re.I)
 _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
 
 
@@ -341,7 +342,7 @@ def _exact_or_trimmed(phrase: str) -> AudioSetClass | None:
 
 @lru_cache(maxsize=1)
 def _label_words() -> frozenset[str]:
-    return frozenset(word for key in _exact_table() for word in key.split())
+    return frozenset(word for key in (*_exact_table(), *music_kinds()[0]) for word in key.split())
 
 
 # Debian's `wamerican` word list (scripts/setup.sh installs it): a word found there is never "corrected".
@@ -398,9 +399,28 @@ def _contained(phrase: str) -> tuple[set[int], float]:
         if played and all(index in _instrument_indices() for index in played):
             return played, SPEAKER_BONUS
     if head < len(words) and (found := _named_in(words[:head], head))[0]:
-        indices, bonus, speech = found  # a person before a preposition is that person's voice
-        return indices, SPEAKER_BONUS if speech else bonus
+        indices, bonus, speech = found  # a person before a preposition is that person's voice,
+        if not (speech and _busy(words[:head])):  # unless busy at something else ("a guy cutting a tree with …")
+            return indices, SPEAKER_BONUS if speech else bonus
     return _named_in(words, len(words) - 1)[:2]
+
+
+# What a person does that is speaking: "the girl talking to the camera" is her voice.
+_SPEAKING = frozenset({"talking", "speaking", "saying", "chatting", "telling", "explaining", "reading", "narrating",
+                       "asking", "answering", "calling", "announcing", "preaching", "lecturing", "presenting",
+                       "interviewing", "describing", "arguing", "discussing", "reciting", "praying", "ordering",
+                       "teaching", "commenting", "reporting", "giving", "replying", "joking", "complaining"})
+
+
+def _busy(words: list[str]) -> bool:
+    """A word for a person followed by an -ing word for something other than speaking that names no sound itself
+    ("guy cutting", "mom vacuuming"): what the person does is the sound, not their voice."""
+    for person, verb in zip(words, words[1:]):
+        entry = exact_match(person)
+        if ((entry is not None and entry.name in SPEECH_CLASSES) or _is_speaker(person)) and verb.endswith("ing") \
+                and verb not in _SPEAKING and exact_match(verb) is None:
+            return True
+    return False
 
 
 @lru_cache(maxsize=1)
@@ -413,7 +433,7 @@ def _instrument_indices() -> frozenset[int]:
 # Words for how a sound sounds rather than what makes it: after a named source ("the AC hum", "fridge buzzing")
 # the source is the sound meant.
 _QUALITY_WORDS = frozenset({"hum", "humming", "buzz", "buzzing", "whir", "whirring", "drone", "droning", "noise",
-                            "rumble", "rumbling", "hiss", "hissing"})
+                            "rumble", "rumbling", "hiss", "hissing", "revving", "revs", "idling"})
 
 
 def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
@@ -462,6 +482,50 @@ def _sung(speech: set[int], words: list[str]) -> set[int]:
 
 _PREPOSITIONS = frozenset({"on", "to", "at", "in", "into", "onto", "with", "from", "over", "under", "behind",
                            "near", "through", "across", "about", "outside", "inside", "next", "beside", "against"})
+
+
+# ---------------------------------------------------------------- kinds of music
+
+# Words after a kind of music that say the music itself is meant ("the jazz trio", "a reggae song", "techno beat").
+_MUSIC_WORDS = frozenset({"music", "song", "songs", "tune", "tunes", "track", "tracks", "band", "bands", "trio",
+                          "quartet", "group", "ensemble", "beat", "beats", "record", "album", "playlist", "station",
+                          "concert", "playing", "blasting", "soundtrack", "carols", "number", "jam", "mix"})
+
+
+@lru_cache(maxsize=1)
+def music_kinds() -> tuple[dict[str, AudioSetClass], frozenset[str]]:
+    """({words: class} for the kinds of music a phrase may ask for, the words that may close a phrase alone)
+    (eventsep/data/aliases.json, "music_kinds"): a genre or a music role, never otherwise a target."""
+    table = {_normalise(word): by_name(name) for word, name in _alias_file()["music_kinds"].items()}
+    bad = sorted(f"{word!r} → {entry.name!r}" for word, entry in table.items() if entry.name not in NOT_TARGETS)
+    if bad:
+        raise ValueError(f"eventsep/data/aliases.json names as a kind of music a class that is a target: {', '.join(bad)}")
+    alone = {_normalise(word) for word in _alias_file()["music_kinds_alone"]}
+    if unknown := sorted(alone - set(table)):
+        raise ValueError(f"eventsep/data/aliases.json, music_kinds_alone: not a kind of music: {', '.join(unknown)}")
+    for entry in set(table.values()):  # "heavy metal", "video game music": a class's own names are specific
+        for synonym in _synonyms(entry.name):
+            table.setdefault(synonym, entry)
+            alone.add(synonym)
+    return table, frozenset(alone)
+
+
+def music_kind(phrase: str) -> AudioSetClass | None:
+    """The kind of music a phrase asks for: a genre or role named before a word for music ("the jazz trio",
+    "heavy metal blasting from his car", "elevator music") or closing the phrase alone ("reggae"), where no
+    other sound is named beside it ("the jazz trumpet" is a trumpet); else None."""
+    words = _normalise(phrase).split()
+    words = words[:next((i for i, word in enumerate(words) if i and word in _PREPOSITIONS), len(words))]
+    table, alone = music_kinds()
+    for length in range(min(len(words), 4), 0, -1):
+        for start in range(len(words) - length + 1):
+            text = " ".join(words[start:start + length])
+            after = words[start + length:]
+            if text in table and ((not after and text in alone) or (after and after[0] in _MUSIC_WORDS)):
+                rest = words[:start] + after[1:]
+                if not _named_in(rest, len(rest))[0]:
+                    return table[text]
+    return None
 
 
 def _is_speaker(text: str) -> bool:
@@ -610,8 +674,10 @@ def rank(phrase: str, encoder: TextEncoder, top_k: int, cache_dir: Path | None =
     exact = _exact_or_trimmed(phrase)
     if exact is not None:
         scores[row_of[exact.index]] = np.inf
-    order = np.argsort(-scores, kind="stable")[:top_k]
-    return [ClassScore(pool[i].index, pool[i].mid, pool[i].name, float(min(scores[i], 1.0))) for i in order]
+    kind = music_kind(phrase) if exact is None else None
+    order = np.argsort(-scores, kind="stable")[:top_k - (kind is not None)]
+    ranked = [ClassScore(pool[i].index, pool[i].mid, pool[i].name, float(min(scores[i], 1.0))) for i in order]
+    return ([ClassScore(kind.index, kind.mid, kind.name, 1.0)] if kind is not None else []) + ranked
 
 
 def map_query(text: str, encoder: TextEncoder, params: QueryParams, cache_dir: Path | None = None) -> QueryMapping:

@@ -241,6 +241,11 @@ def named(phrase: str) -> tuple[list[str], float]:
     ("dog and voices", ["Dog"], Q.CONTAINED_BONUS),  # "voices" (generic Speech, no speaker's role): no speaker bonus
     ("zorblax", [], Q.CONTAINED_BONUS),
     ("", [], Q.CONTAINED_BONUS),
+    # a person busy at something other than speaking before a preposition: the sound named after it
+    ("a guy cutting a tree with a chainsaw", ["Chainsaw"], Q.SPEAKER_BONUS),
+    ("my little girl talking to the camera", ["Child speech, kid speaking"], Q.SPEAKER_BONUS),  # speaking: her voice
+    ("the man laughing at the joke", ["Laughter"], Q.SPEAKER_BONUS),  # the -ing word names a sound itself
+    ("the motorcycle revving", ["Motorcycle"], Q.CONTAINED_BONUS),  # revving: how the source sounds
 ])
 def test_contained(phrase, names, bonus):
     assert named(phrase) == (names, bonus)
