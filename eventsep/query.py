@@ -178,7 +178,8 @@ _TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too
                               r"if possible|if you can)\s*$", re.I)
 # What is left once the named sounds are gone: keeping only it is removing them.
 _BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|everything else|all else)"
-                         r"(?:\s+(?:sounds?|noises?|audio))?|(?:the\s+)?same\s+(?:track|song|recording|clip|audio|mix|thing))",
+                         r"(?:\s+(?:sounds?|noises?|audio))?|(?:the\s+)?same\s+(?:track|song|recording|clip|audio|mix|thing)"
+                         r"|(?:an?\s+|the\s+)?(?:karaoke|instrumental)(?:\s+(?:version|track|mix|cut))?)",
                          re.I)
 _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
 
