@@ -179,7 +179,9 @@ _TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too
 # What is left once the named sounds are gone: keeping only it is removing them.
 _BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|everything else|all else)"
                          r"(?:\s+(?:sounds?|noises?|audio))?|(?:the\s+)?same\s+(?:track|song|recording|clip|audio|mix|thing)"
-                         r"|(?:an?\s+|the\s+)?(?:karaoke|instrumental)(?:\s+(?:version|track|mix|cut))?)",
+                         r"|(?:an?\s+|the\s+)?(?:karaoke|instrumental)(?:\s+(?:version|track|mix|cut))?"
+                         # the whole recording by name: "my cover without the vocals", "the song, no drums"
+                         r"|(?:my|the|this|our)?\s*(?:cover|track|song|recording|clip|video|mix|take|demo))",
                          re.I)
 _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
 

@@ -222,6 +222,8 @@ def test_hard_prompts_with_minilm(minilm, tmp_path):
     ("same track but without the banjo", (["banjo"], [], True)),  # the same track less the banjo: a removal
     ("the same song, no drums", (["drums"], [], True)),
     ("karaoke version without the singer", (["singer"], [], True)),  # a karaoke version has no singer
+    ("my cover without the vocals", (["vocals"], [], True)),  # the whole recording by name, less the vocals
+    ("just the song", (["song"], [], False)),
     ("only the piano, no drums", (["piano"], ["drums"], False)),
     ("birds but not the wind", (["birds"], ["wind"], False)),
     ("remove the rain but keep the thunder", (["thunder"], ["rain"], False)),
