@@ -161,7 +161,9 @@ _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
     (re.compile(r"\b(?:nothing|none)\s+(?:but|except|other than)\b", re.I), "only"),
     (re.compile(rf"\b(?:{_REMOVE_VERBS})\s+(?:everything|all)(?:\s+else)?\s+(?:but|except|other than|apart from|besides)\b",
                 re.I), "only"),
-    (re.compile(r"\b(?:everything|all|anything)\s+(?:but|except|other than|apart from|besides)\b", re.I), "remove"),
+    # "keep / give me / I want everything except the orchestra" is a removal too
+    (re.compile(r"\b(?:(?:keep|give me|leave|(?:i\s+)?(?:want|need|'d like|would like))\s+)?(?:everything|all|anything)"
+                r"\s+(?:but|except|other than|apart from|besides)\b", re.I), "remove"),
 ]
 _CLAUSE_SPLIT = re.compile(
     rf"\s*[,;.!?]\s*|\s+(?=(?:but|just|only|{_NEGATORS})\b)|\s+(?:and|&)\s+(?=(?:{_REMOVE_VERBS}|{_KEEP})\b)", re.I)

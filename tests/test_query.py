@@ -229,6 +229,8 @@ def test_hard_prompts_with_minilm(minilm, tmp_path):
     ("the same song, no drums", (["drums"], [], True)),
     ("karaoke version without the singer", (["singer"], [], True)),  # a karaoke version has no singer
     ("my cover without the vocals", (["vocals"], [], True)),  # the whole recording by name, less the vocals
+    ("keep everything except the orchestra", (["orchestra"], [], True)),  # keeping all but X removes X
+    ("give me everything except the generator", (["generator"], [], True)),
     ("just the song", (["song"], [], False)),
     ("only the piano, no drums", (["piano"], ["drums"], False)),
     ("birds but not the wind", (["birds"], ["wind"], False)),
