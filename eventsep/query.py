@@ -143,8 +143,14 @@ _NEGATORS = r"not|no more|no|without|except|excluding|minus|other than"
 
 _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
     # "the neighbor's lawnmower, please remove it", "chewing sounds, get rid of them": the pronoun is what came before
-    (re.compile(rf"^(.+?)\s*[,;:]\s*(?:(?:please|pls|just|and)\s+)*(?:{_REMOVE_VERBS})\s+(?:it|them|that|this|those)"
-                r"(?:\s+(?:out|off|away))?(?:\s*,?\s*(?:please|pls|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
+    (re.compile(rf"^(.+?)\s*[,;:]\s*(?:(?:please|pls|just|and)\s+)*(?:(?:{_REMOVE_VERBS})\s+(?:it|them|that|this|those)"
+                r"(?:\s+(?:out|off|away))?|(?:take|cut|get|filter|strip|turn|shut|switch|tone|knock)\s+"
+                r"(?:it|them|that|this|those)\s+(?:out|off|away|down))"
+                r"(?:\s*,?\s*(?:please|pls|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
+    # "clean up the static hiss on grandpa's tape": cleaning up a noise removes it
+    (re.compile(r"\bclean\s+(?:up|out)\s+(?=(?:the\s+|that\s+|this\s+|all\s+the\s+)?(?:[\w-]+\s+){0,2}?"
+                r"(?:hiss|hum|noise|static|crackle|crackling|buzz|buzzing|rumble|clicks?|pops?|wind|echo|reverb)\b)", re.I),
+     "remove "),
     # "vacuum cleaner pls remove", "the hiss, remove please": a removal verb closing the query takes what came before
     (re.compile(r"^(.+?)\s*[,;:]?\s*(?:(?:please|pls|plz|just|and)\s+)*(?:remove|delete|mute|erase|cut out|filter out)"
                 r"(?:\s*,?\s*(?:please|pls|plz|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
@@ -153,6 +159,9 @@ _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
      "only"),
     (re.compile(r"(?:,\s*|\s+(?:and\s+)?)(?:nothing|no one|nobody|none)\s+else\b", re.I), ""),
     # "take the singing out" → "take out the singing"; a karaoke or instrumental version has no vocals.
+    # "take my husband's snoring out of the recording" → "take out my husband's snoring from the recording"
+    (re.compile(r"\b(take|cut|leave|filter|strip|get)\s+((?:the|that|this|those|these|all|my|his|her|our|their|your)\s+"
+                r"(?:[\w']+\s+){0,2}?[\w']+)\s+out\s+of\b", re.I), r"\1 out \2 from"),
     (re.compile(r"\b(take|cut|leave|filter|strip)\s+((?:the|that|this|those|these|all)\s+(?:\w+\s+){0,2}?\w+)\s+out\b",
                 re.I), r"\1 out \2"),
     (re.compile(r"\b(?:make|turn)\s+(?:it|this|that)\s+(?:into\s+)?(?:an?\s+)?(?:karaoke|instrumental)"
@@ -442,33 +451,37 @@ _QUALITY_WORDS = frozenset({"hum", "humming", "buzz", "buzzing", "whir", "whirri
 
 
 def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
-    """_contained over n-grams of up to `longest` words; the flag says the indices are speech classes."""
+    """_contained over n-grams of up to `longest` words, longest first; the flag says the indices are speech classes.
+    A person named in more words ("my little sister") does not hide a sound named in fewer beside them ("giggling")."""
+    person, role, covered = set(), False, set()
     for length in range(min(longest, 4), 0, -1):
-        sounds, speech, speaker, ends = set(), set(), False, {}
+        sounds, ends = set(), {}
         for start in range(len(words) - length + 1):
+            if covered.intersection(range(start, start + length)):
+                continue  # inside a person already named ("baby" of "my baby brother")
             text = " ".join(words[start:start + length])
             entry = exact_match(text)
             if entry is None:
                 continue
-            if _is_speaker(text):
-                speech.add(entry.index)
-                speaker = True
-            elif entry.name in SPEECH_CLASSES:
-                speech.add(entry.index) if entry.name not in GENERIC else None
+            if _is_speaker(text) or entry.name in SPEECH_CLASSES:
+                if _is_speaker(text) or entry.name not in GENERIC:
+                    person.add(entry.index)
+                    covered.update(range(start, start + length))
+                role = role or _is_speaker(text)
             elif entry.name not in GENERIC and not _describes_speaker(words, start + length, text):
                 sounds.add(entry.index)
                 ends[start + length] = entry.index
                 if text in _QUALITY_WORDS and start in ends and ends[start] != entry.index:
                     sounds.discard(entry.index)  # "AC hum": the source's class, not Hum
-        if sounds and speech and _SINGING_WORDS.intersection(words):
+        if sounds and person and _SINGING_WORDS.intersection(words):
             # "mom singing a lullaby": the person's singing, not Singing in general beside her speech
-            sounds = (sounds - {by_name("Singing").index}) | _sung(_most_specific(speech), words)
+            sounds = (sounds - {by_name("Singing").index}) | _sung(_most_specific(person), words)
         if sounds:
             # beside a person ("the kids shrieking", "the runner panting") the sound is what the person makes: it
             # outranks their speech, and whatever a word for what they do comes close to by cosine (Run)
-            return sounds, SPEAKER_BONUS if speech or doer_words().intersection(words) else CONTAINED_BONUS, False
-        if speech:
-            return _sung(_most_specific(speech), words), SPEAKER_BONUS if speaker else CONTAINED_BONUS, True
+            return sounds, SPEAKER_BONUS if person or doer_words().intersection(words) else CONTAINED_BONUS, False
+    if person:
+        return _sung(_most_specific(person), words), SPEAKER_BONUS if role else CONTAINED_BONUS, True
     return set(), CONTAINED_BONUS, False
 
 
@@ -486,7 +499,8 @@ def _sung(speech: set[int], words: list[str]) -> set[int]:
 
 
 _PREPOSITIONS = frozenset({"on", "to", "at", "in", "into", "onto", "with", "from", "over", "under", "behind",
-                           "near", "through", "across", "about", "outside", "inside", "next", "beside", "against"})
+                           "near", "through", "across", "about", "outside", "inside", "next", "beside", "against",
+                           "between", "during", "around", "among"})
 
 
 # ---------------------------------------------------------------- kinds of music
