@@ -192,7 +192,7 @@ _BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|every
                          r"(?:\s+(?:sounds?|noises?|audio))?|(?:the\s+)?same\s+(?:track|song|recording|clip|audio|mix|thing)"
                          r"|(?:an?\s+|the\s+)?(?:karaoke|instrumental)(?:\s+(?:version|track|mix|cut))?"
                          # the whole recording by name: "my cover without the vocals", "the song, no drums"
-                         r"|(?:my|the|this|our)?\s*(?:cover|track|song|recording|clip|video|mix|take|demo))",
+                         r"|(?:my|the|this|our)?\s*(?:[\w-]+\s+){0,2}?(?:cover|track|song|recording|clip|video|mix|take|demo))",
                          re.I)
 _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
 
@@ -508,7 +508,7 @@ _PREPOSITIONS = frozenset({"on", "to", "at", "in", "into", "onto", "with", "from
 # Words after a kind of music that say the music itself is meant ("the jazz trio", "a reggae song", "techno beat").
 _MUSIC_WORDS = frozenset({"music", "song", "songs", "tune", "tunes", "track", "tracks", "band", "bands", "trio",
                           "quartet", "group", "ensemble", "beat", "beats", "record", "album", "playlist", "station",
-                          "concert", "playing", "blasting", "soundtrack", "carols", "number", "jam", "mix"})
+                          "concert", "playing", "blasting", "soundtrack", "score", "carols", "number", "jam", "mix"})
 
 
 @lru_cache(maxsize=1)
