@@ -531,8 +531,9 @@ def music_kinds() -> tuple[dict[str, AudioSetClass], frozenset[str]]:
 
 def music_kind(phrase: str) -> AudioSetClass | None:
     """The kind of music a phrase asks for: a genre or role named before a word for music ("the jazz trio",
-    "heavy metal blasting from his car", "elevator music") or closing the phrase alone ("reggae"), where no
-    other sound is named beside it ("the jazz trumpet" is a trumpet); else None."""
+    "heavy metal blasting from his car", "elevator music") or, for an unambiguous word, anywhere ("reggae", "the
+    heavy metal my neighbour blasts"), where no other sound is named beside it ("the jazz trumpet" is a trumpet);
+    else None."""
     words = _normalise(phrase).split()
     words = words[:next((i for i, word in enumerate(words) if i and word in _PREPOSITIONS), len(words))]
     table, alone = music_kinds()
@@ -540,9 +541,12 @@ def music_kind(phrase: str) -> AudioSetClass | None:
         for start in range(len(words) - length + 1):
             text = " ".join(words[start:start + length])
             after = words[start + length:]
-            if text in table and ((not after and text in alone) or (after and after[0] in _MUSIC_WORDS)):
-                rest = words[:start] + after[1:]
-                if not _named_in(rest, len(rest))[0]:
+            music_word = bool(after) and after[0] in _MUSIC_WORDS
+            if text in table and (music_word or text in alone):
+                rest = words[:start] + after[music_word:]
+                sounds, _, people = _named_in(rest, len(rest))
+                # "the heavy metal my neighbour blasts": a person beside it is no sound, unless they sing
+                if not sounds or (people and not _SINGING_WORDS.intersection(rest)):
                     return table[text]
     return None
 

@@ -247,7 +247,8 @@ def named(phrase: str) -> tuple[list[str], float]:
     ("the man laughing at the joke", ["Laughter"], Q.SPEAKER_BONUS),  # the -ing word names a sound itself
     ("the motorcycle revving", ["Motorcycle"], Q.CONTAINED_BONUS),  # revving: how the source sounds
     ("my little sister giggling", ["Giggle"], Q.SPEAKER_BONUS),
-    ("the rhodes solo", ["Electric piano"], Q.CONTAINED_BONUS),  # a person in two words hides no sound in one
+    ("the rhodes solo", ["Electric piano"], Q.CONTAINED_BONUS),
+    ("the witness on the stand", ["Speech"], Q.SPEAKER_BONUS),  # a court-room role speaks  # a person in two words hides no sound in one
     ("my baby brother", ["Child speech, kid speaking"], Q.CONTAINED_BONUS),  # "baby" inside the person: no crying
     ("lose all the breaths between my vocal lines", ["Breathing"], Q.CONTAINED_BONUS),  # what comes before "between"
 ])
