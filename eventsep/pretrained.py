@@ -102,7 +102,7 @@ REGISTRY: dict[str, ModelFile] = {m.name: m for m in [
               packaged=PACKAGE / "separators" / "flowsep" / "weights" / "flowsep-mini.safetensors",
               note="trained by this project on its open corpus; see docs/flowsep.md", default=True),
     ModelFile("audiosep-mini", "audiosep-mini.safetensors", "separate (audiosep, offline default)", None,
-              "3b35082b1f05e4fb21891f8d78872dcc36436656302aff65e1e680b1807ab550", None,
+              "36aca4f6aa66f0535c72c44a3e31b8f81a446e21220cfb4cb93c047a0d1a4ddc", None,
               packaged=PACKAGE / "separators" / "audiosep" / "weights" / "audiosep-mini.safetensors",
               note="trained by this project on its open corpus; see docs/audiosep.md", default=True),
     ModelFile("minilm", "model", "map_query and mini separators (text encoder, offline default)", None,
