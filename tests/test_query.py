@@ -18,41 +18,11 @@ from eventsep.config import QueryParams
 from eventsep.ontology import by_name, classes
 
 PROMPTS = Path(__file__).parent / "data" / "query_prompts.json"
-# 127 everyday prompts written by someone who never read the alias table or this code (docs/query.md);
-# its own file because five of its prompts repeat older ones word for word.
-FRESH3 = Path(__file__).parent / "data" / "query_prompts_fresh3.json"
-# 142 more, written the same way a session later and scored once before any change (docs/query.md)
-FRESH4 = Path(__file__).parent / "data" / "query_prompts_fresh4.json"
-# 131 more, written the same way in session 6 and scored once before any change (docs/query.md)
-FRESH5 = Path(__file__).parent / "data" / "query_prompts_fresh5.json"
-# 188 more, written the same way in session 7 and scored once before any change (docs/query.md)
-FRESH6 = Path(__file__).parent / "data" / "query_prompts_fresh6.json"
-# 150 more, written the same way in session 8 and scored once before any change (docs/query.md); 33 of them
-# repeat older prompts word for word
-FRESH7 = Path(__file__).parent / "data" / "query_prompts_fresh7.json"
-# 150 more, written the same way in session 9 and scored once before any change (docs/query.md); 30 of them
-# repeat older prompts word for word
-FRESH8 = Path(__file__).parent / "data" / "query_prompts_fresh8.json"
-# 150 more, written the same way in session 10 and scored once, after the kinds-of-music change and before any
-# change made for them (docs/query.md); 46 of them repeat older prompts word for word
-FRESH9 = Path(__file__).parent / "data" / "query_prompts_fresh9.json"
-# 150 more, written the same way in session 10 and scored once after tuning on fresh9-tune (docs/query.md); 38 of
-# them repeat older prompts word for word
-FRESH10 = Path(__file__).parent / "data" / "query_prompts_fresh10.json"
-# 150 more, written the same way in session 10 and scored once after tuning on fresh10-tune (docs/query.md); 43 of
-# them repeat older prompts word for word
-FRESH11 = Path(__file__).parent / "data" / "query_prompts_fresh11.json"
-# 150 more, written the same way in session 10 and scored once after the wordy-removals change (docs/query.md); 32
-# of them repeat older prompts word for word
-FRESH12 = Path(__file__).parent / "data" / "query_prompts_fresh12.json"
-# 150 more, written the same way in session 10 and scored once after tuning on fresh12-tune (docs/query.md); 39 of
-# them repeat older prompts word for word
-FRESH13 = Path(__file__).parent / "data" / "query_prompts_fresh13.json"
-# 150 more, written the same way at the end of session 10 and scored once after tuning on fresh13-tune; not tuned on
-FRESH14 = Path(__file__).parent / "data" / "query_prompts_fresh14.json"
-FRESH = (FRESH3, FRESH4, FRESH5, FRESH6, FRESH7, FRESH8, FRESH9, FRESH10, FRESH11, FRESH12, FRESH13, FRESH14)
-FRESH_SPLITS = ("fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9", "fresh10", "fresh11", "fresh12",
-                "fresh13", "fresh14")
+# Fresh sets: everyday prompts written by someone who never read the alias table or this code, each scored once
+# before any change made for it; who wrote each, when, what it was scored after and how many of its prompts repeat
+# older ones: docs/query.md
+FRESH_SPLITS = tuple(f"fresh{number}" for number in range(3, 15))
+FRESH = tuple(Path(__file__).parent / "data" / f"query_prompts_{split}.json" for split in FRESH_SPLITS)
 
 # Floors a little under what was measured (docs/query.md); a regression below them fails.
 FLOORS = {  # split: (top-1, top-3, negation right)
