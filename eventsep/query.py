@@ -137,7 +137,7 @@ class QueryMapping:
 _KEEP = (r"only|just|keep|isolate|extract|separate|give me|(?:i|we)\s+(?:only\s+)?(?:want|need)|want|need|"
          r"i'd like|i would like|find|hear|listen to|(?:pull|pick|bring|single)\s+out|grab|leave(?!\s+out)|"
          r"(?:can|could|would|will)\s+(?:you|we|i)|help me|show me|get(?:\s+me)?")
-_REMOVE_VERBS = (r"remove|delete|leave out|take away|turn off|switch off|shut off|get rid of|eliminate|suppress|mute|silence|cut out|cut|take out|filter out|erase|"
+_REMOVE_VERBS = (r"remove|less|delete|leave out|take away|turn off|switch off|shut off|get rid of|eliminate|suppress|mute|silence|cut out|cut|take out|filter out|erase|"
                  r"drop|kill|lose|strip out|strip|turn down|lower|reduce|attenuate|cancel|stop")
 _NEGATORS = r"not|no more|no|without|except|excluding|minus|other than"
 
@@ -185,16 +185,23 @@ _HESITATIONS = r"u+m+|u+h+|e+r+m+|h+m+|pls|plz|ok|okay|hey|so|well"
 _FILLER = re.compile(
     rf"^\s*(?:please|{_HESITATIONS}|{_KEEP}|to|let me|let us|let's|the sounds? of|sounds? of|the noise of|"
     r"i|we|the|a|an|some|that|this|those|these|my|his|her|their|our|your|any)\b\s*", re.I)
-_TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too|as well|here|i guess|"
+_TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too|as well|here|i guess|lol|lmao|ugh|"
                               r"if possible|if you can)\s*$", re.I)
 # What is left once the named sounds are gone: keeping only it is removing them.
 _BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|everything else|all else)"
                          r"(?:\s+(?:sounds?|noises?|audio))?|(?:the\s+)?same\s+(?:track|song|recording|clip|audio|mix|thing)"
                          r"|(?:an?\s+|the\s+)?(?:karaoke|instrumental)(?:\s+(?:version|track|mix|cut))?"
                          # the whole recording by name: "my cover without the vocals", "the song, no drums"
-                         r"|(?:my|the|this|our)?\s*(?:[\w-]+\s+){0,2}?(?:cover|track|song|recording|clip|video|mix|take|demo))",
+                         r"|(?:my|the|this|our)?\s*(?:[\w-]+\s+){0,2}?(?:cover|track|song|recording|clip|video|mix|take|demo|podcast|"
+                         r"episode|vlog|footage))",
                          re.I)
 _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
+# A clause after the request that comments on it rather than naming a sound: "kill the hi-hat, it's too loud",
+# "take out the chewing, my guest was eating", "mute the trumpet, way too loud".
+_COMMENT = re.compile(r"\b(?:is|was|were|are|am|had|has|have|keeps|kept|it's|that's|there's|he's|she's|they're|i'm|"
+                      r"we're|sounds|ruins|ruined)\b|^\s*(?:way|so|too|because|cause|since|its|it)\b", re.I)
+# After a removal, keeping what is left says nothing more: "remove the music, keep the talking" removes the music.
+_KEEP_REST = re.compile(r"^\s*(?:keep|leave(?!\s+out))\b", re.I)
 
 
 # "what the tour guide says about the cathedral" is the guide speaking, whatever the talk is about.
@@ -225,12 +232,18 @@ def parse(query: str) -> tuple[list[str], list[str], bool]:
     text = " ".join(query.split())
     for pattern, replacement in _REWRITES:
         text = pattern.sub(replacement, text)
-    positive, negative = [], []
+    positive, negative, first = [], [], None
     for clause in _CLAUSE_SPLIT.split(text):
+        contrast = bool(re.match(r"\s*but\b", clause or "", re.I))  # "remove the rain but keep the thunder"
         clause = _LEADING_CONJUNCTION.sub("", clause or "")
         if not clause.strip():
             continue
         marker = _NEGATIVE_START.match(clause) or _REMOVE_START.match(clause)
+        if first is None:
+            first = clause
+        elif not marker and (_COMMENT.search(clause)
+                             or (_REMOVE_START.match(first) and not contrast and _KEEP_REST.match(clause))):
+            continue  # a comment on the request, or the rest kept after a removal
         rest = strip_filler(clause[marker.end():]) if marker else ""
         if marker:  # a bare "remove" or "not" names nothing
             negative.extend([rest] if rest else [])
@@ -238,6 +251,7 @@ def parse(query: str) -> tuple[list[str], list[str], bool]:
             positive.append(phrase)
     if negative and all(_BACKGROUND.fullmatch(p) for p in positive):  # "no talking, only the background"
         return negative, [], True
+    negative = [p for p in negative if not _BACKGROUND.fullmatch(p)]  # "keep the guitar, lose everything else"
     return positive, negative, False
 
 
@@ -407,6 +421,10 @@ def _contained(phrase: str) -> tuple[set[int], float]:
     CONTAINED_BONUS."""
     words = _normalise(phrase).split()
     head = next((i for i, word in enumerate(words) if i and word in _PREPOSITIONS), len(words))
+    # a person speaking: what follows the verb is what they talk about ("the lady announcing the trains")
+    said = next((i for i, word in enumerate(words[:head]) if i and word in _SPEAKING), head)
+    if said + 1 < head and (found := _named_in(words[:said], said))[2]:
+        return found[0], SPEAKER_BONUS
     if head < len(words) and words[head] == "on":
         # a player "on" an instrument ("the guy on harmonica", "her on drums") is heard playing it
         played = _named_in(words[head + 1:], len(words) - head - 1)[0]
@@ -415,7 +433,8 @@ def _contained(phrase: str) -> tuple[set[int], float]:
     if head < len(words) and (found := _named_in(words[:head], head))[0]:
         indices, bonus, speech = found  # a person before a preposition is that person's voice,
         if not (speech and _busy(words[:head])):  # unless busy at something else ("a guy cutting a tree with …")
-            return indices, SPEAKER_BONUS if speech else bonus
+            # what follows "after", "while", … says when the sound is heard, not what makes it
+            return indices, SPEAKER_BONUS if speech or words[head] in _WHEN_WORDS else bonus
     return _named_in(words, len(words) - 1)[:2]
 
 
@@ -500,7 +519,8 @@ def _sung(speech: set[int], words: list[str]) -> set[int]:
 
 _PREPOSITIONS = frozenset({"on", "to", "at", "in", "into", "onto", "with", "from", "over", "under", "behind",
                            "near", "through", "across", "about", "outside", "inside", "next", "beside", "against",
-                           "between", "during", "around", "among"})
+                           "between", "during", "around", "among", "while", "after", "before", "when"})
+_WHEN_WORDS = frozenset({"during", "while", "after", "before", "when"})
 
 
 # ---------------------------------------------------------------- kinds of music

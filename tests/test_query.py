@@ -196,6 +196,10 @@ def test_hard_prompts_with_minilm(minilm, tmp_path):
     assert dog.remove and dog.classes[0].name == "Dog" and dog.target_text == "dog"
     assert mapped("piano music").classes[0].name == "Piano"
     assert mapped("water dripping").classes[0].name == "Drip"
+    # what follows "after", "while", … says when the sound is heard, not what makes it (fresh15)
+    assert mapped("panting after the sprint").classes[0].name == "Pant"
+    hihat = mapped("kill the hi-hat, it's too loud")  # the comment names no second sound (fresh14)
+    assert hihat.remove and hihat.classes[0].name == "Hi-hat"
 
 
 # ---------------------------------------------------------------- parsing

@@ -104,7 +104,20 @@ def test_strip_filler_turns_what_is_said_into_the_speaker_speaking():
     ("no talking, only the background", (["talking"], [], True)),  # keeping what is left is removing
     ("no talking, keep the background noise", (["talking"], [], True)),
     ("remove the dog, and keep the ambience", (["dog"], [], True)),
-    ("remove the dog, keep the cat", (["cat"], ["dog"], False)),  # a named sound beside the background
+    # after a removal, keeping the rest names the removal's remainder (six blind prompts, fresh5–15)
+    ("remove the dog, keep the cat", (["dog"], [], True)),
+    ("remove the rain but keep the thunder", (["thunder"], ["rain"], False)),  # "but" sets the kept sound first
+    ("no dog, keep the cat", (["cat"], ["dog"], False)),  # a negator is no removal verb
+    ("keep the cat, remove the dog", (["cat"], ["dog"], False)),
+    # a comment after the request names no second sound
+    ("kill the hi-hat, it's too loud", (["hi-hat"], [], True)),
+    ("take out the chewing sounds, my guest was eating", (["chewing sounds"], [], True)),
+    ("mute the trumpet, way too loud", (["trumpet"], [], True)),
+    ("the birds, they are lovely", (["birds"], [], False)),
+    ("keep the birds, the rain", (["birds", "rain"], [], False)),  # a list is no comment
+    ("keep the guitar, lose everything else", (["guitar"], [], False)),
+    ("less breathing noise pls", (["breathing noise"], [], True)),
+    ("podcast without the host's laughing", (["host's laughing"], [], True)),
     ("not", ([], [], False)),  # a bare negator names nothing
     ("remove", ([], [], False)),
     ("and the cat", (["cat"], [], False)),  # a leading conjunction
@@ -251,6 +264,10 @@ def named(phrase: str) -> tuple[list[str], float]:
     ("the witness on the stand", ["Speech"], Q.SPEAKER_BONUS),  # a court-room role speaks  # a person in two words hides no sound in one
     ("my baby brother", ["Child speech, kid speaking"], Q.CONTAINED_BONUS),  # "baby" inside the person: no crying
     ("lose all the breaths between my vocal lines", ["Breathing"], Q.CONTAINED_BONUS),  # what comes before "between"
+    # a person speaking: what follows the verb is what is said, not a sound (fresh14)
+    ("the lady announcing the trains", ["Female speech, woman speaking"], Q.SPEAKER_BONUS),
+    ("the dog barking at the mailman", ["Bark", "Dog"], Q.CONTAINED_BONUS),  # no person: the sound named
+    ("panting after the sprint", ["Pant"], Q.SPEAKER_BONUS),  # "after" says when: the sound before it decides
 ])
 def test_contained(phrase, names, bonus):
     assert named(phrase) == (names, bonus)
