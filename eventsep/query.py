@@ -152,7 +152,7 @@ _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
                 r"(?:hiss|hum|noise|static|crackle|crackling|buzz|buzzing|rumble|clicks?|pops?|wind|echo|reverb)\b)", re.I),
      "remove "),
     # "vacuum cleaner pls remove", "the hiss, remove please": a removal verb closing the query takes what came before
-    (re.compile(r"^(.+?)\s*[,;:]?\s*(?:(?:please|pls|plz|just|and)\s+)*(?:remove|delete|mute|erase|cut out|filter out)"
+    (re.compile(r"^(.+?)\s*[,;:]?\s*(?:(?:please|pls|plz|just|and)\s+)*(?:remove|delete|mute|erase|cut out|filter out|get rid)"
                 r"(?:\s*,?\s*(?:please|pls|plz|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
     # "turn this track into just the drums", "make it only the vocals": what it becomes is the target.
     (re.compile(r"\b(?:turn|make|convert|change)\s+(?:(?:this|that|it|the|my)\s+)?(?:\w+\s+){0,2}?into\b", re.I),
@@ -178,14 +178,15 @@ _CLAUSE_SPLIT = re.compile(
     rf"\s*[,;.!?]\s*|\s+(?=(?:but|just|only|{_NEGATORS})\b)|\s+(?:and|&)\s+(?=(?:{_REMOVE_VERBS}|{_KEEP})\b)", re.I)
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:but|and|&|also)\b\s*", re.I)
 _NEGATIVE_START = re.compile(rf"^\s*(?:{_NEGATORS})\b\s*", re.I)
-_REMOVE_START = re.compile(rf"^\s*(?:please\s+)?(?:(?:can|could|would|will)\s+(?:you|we|i)\s+)?(?:please\s+)?(?:{_REMOVE_VERBS})\b\s*",
+_REMOVE_START = re.compile(rf"^\s*(?:(?:please|pls|plz)\s+)?(?:(?:can|could|would|will)\s+(?:you|we|i)\s+)?(?:(?:please|pls|plz)\s+)?"
+                           rf"(?:{_REMOVE_VERBS})\b\s*",
                            re.I)
 # hesitations and chat abbreviations typed before or after the sound ("um, the narrator", "pls keep ...")
 _HESITATIONS = r"u+m+|u+h+|e+r+m+|h+m+|pls|plz|ok|okay|hey|so|well"
 _FILLER = re.compile(
     rf"^\s*(?:please|{_HESITATIONS}|{_KEEP}|to|let me|let us|let's|the sounds? of|sounds? of|the noise of|"
     r"i|we|the|a|an|some|that|this|those|these|my|his|her|their|our|your|any)\b\s*", re.I)
-_TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too|as well|here|i guess|lol|lmao|ugh|"
+_TRAILING_FILLER = re.compile(r"\s*\b(?:please|pls|plz|thanks|thank you|only|too|so|as well|here|i guess|lol|lmao|ugh|"
                               r"if possible|if you can)\s*$", re.I)
 # What is left once the named sounds are gone: keeping only it is removing them.
 _BACKGROUND = re.compile(r"(?:(?:the\s+)?(?:background|ambien(?:ce|t)|rest|everything else|all else)"
@@ -201,7 +202,8 @@ _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
 _COMMENT = re.compile(r"\b(?:is|was|were|are|am|had|has|have|keeps|kept|it's|that's|there's|he's|she's|they're|i'm|"
                       r"we're|sounds|ruins|ruined)\b|^\s*(?:way|so|too|because|cause|since|its|it)\b", re.I)
 # After a removal, keeping what is left says nothing more: "remove the music, keep the talking" removes the music.
-_KEEP_REST = re.compile(r"^\s*(?:keep|leave(?!\s+out))\b", re.I)
+_KEEP_REST = re.compile(r"^\s*(?:(?:i|we)\s+)?(?:(?:only|just)\s+)?(?:keep|leave(?!\s+out)|want|need)\b|^\s*(?:only|just)\b",
+                        re.I)
 
 
 # "what the tour guide says about the cathedral" is the guide speaking, whatever the talk is about.

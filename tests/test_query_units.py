@@ -117,6 +117,10 @@ def test_strip_filler_turns_what_is_said_into_the_speaker_speaking():
     ("keep the birds, the rain", (["birds", "rain"], [], False)),  # a list is no comment
     ("keep the guitar, lose everything else", (["guitar"], [], False)),
     ("less breathing noise pls", (["breathing noise"], [], True)),
+    ("pls get rid of the hum", (["hum"], [], True)),
+    ("get rid of the background music, I only want the vows", (["background music"], [], True)),
+    ("mute the piano so only the vocals remain", (["piano"], [], True)),
+    ("the fan buzzing, get rid", (["fan buzzing"], [], True)),
     ("podcast without the host's laughing", (["host's laughing"], [], True)),
     ("not", ([], [], False)),  # a bare negator names nothing
     ("remove", ([], [], False)),
