@@ -427,6 +427,11 @@ def _contained(phrase: str) -> tuple[set[int], float]:
     said = next((i for i, word in enumerate(words[:head]) if i and word in _SPEAKING), head)
     if said + 1 < head and (found := _named_in(words[:said], said))[2]:
         return found[0], SPEAKER_BONUS
+    if head + 1 < len(words) and words[head] in ("in", "of"):
+        # "the murmur in his heart", "the knocking in the engine": the place named after the sound, as a class
+        turned = exact_match(f"{words[-1]} {' '.join(words[:head][-1:])}")
+        if turned is not None and turned.name not in GENERIC:
+            return {turned.index}, SPEAKER_BONUS
     if head < len(words) and words[head] == "on":
         # a player "on" an instrument ("the guy on harmonica", "her on drums") is heard playing it
         played = _named_in(words[head + 1:], len(words) - head - 1)[0]
@@ -474,7 +479,7 @@ _QUALITY_WORDS = frozenset({"hum", "humming", "buzz", "buzzing", "whir", "whirri
 def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
     """_contained over n-grams of up to `longest` words, longest first; the flag says the indices are speech classes.
     A person named in more words ("my little sister") does not hide a sound named in fewer beside them ("giggling")."""
-    person, role, covered = set(), False, set()
+    person, role, covered, qualified = set(), False, set(), False
     for length in range(min(longest, 4), 0, -1):
         sounds, ends = set(), {}
         for start in range(len(words) - length + 1):
@@ -494,13 +499,15 @@ def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
                 ends[start + length] = entry.index
                 if text in _QUALITY_WORDS and start in ends and ends[start] != entry.index:
                     sounds.discard(entry.index)  # "AC hum": the source's class, not Hum
+                    qualified = True
         if sounds and person and _SINGING_WORDS.intersection(words):
             # "mom singing a lullaby": the person's singing, not Singing in general beside her speech
             sounds = (sounds - {by_name("Singing").index}) | _sung(_most_specific(person), words)
         if sounds:
             # beside a person ("the kids shrieking", "the runner panting") the sound is what the person makes: it
             # outranks their speech, and whatever a word for what they do comes close to by cosine (Run)
-            return sounds, SPEAKER_BONUS if person or doer_words().intersection(words) else CONTAINED_BONUS, False
+            # so is a source named before how it sounds ("the blender whirring": Blender, whatever "whirring" is near)
+            return sounds, SPEAKER_BONUS if person or qualified or doer_words().intersection(words) else CONTAINED_BONUS, False
     if person:
         return _sung(_most_specific(person), words), SPEAKER_BONUS if role else CONTAINED_BONUS, True
     return set(), CONTAINED_BONUS, False

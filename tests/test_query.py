@@ -209,6 +209,10 @@ def test_hard_prompts_with_minilm(minilm, tmp_path):
     assert mapped("panting after the sprint").classes[0].name == "Pant"
     hihat = mapped("kill the hi-hat, it's too loud")  # the comment names no second sound (fresh14)
     assert hihat.remove and hihat.classes[0].name == "Hi-hat"
+    # "jingle" beside an ad or a podcast is the music; named alone it stays the tinkle (fresh16, fresh17)
+    assert mapped("remove the jingle from the radio ad").classes[0].name == "Jingle (music)"
+    assert mapped("the keys jingle").classes[0].name != "Jingle (music)"
+    assert mapped("blender whirring in my smoothie video").classes[0].name == "Blender"
 
 
 # ---------------------------------------------------------------- parsing

@@ -244,7 +244,7 @@ def named(phrase: str) -> tuple[list[str], float]:
     ("knocking on the door", ["Knock"], Q.CONTAINED_BONUS),  # "on" a door: not an instrument
     ("mom singing a lullaby", ["Female singing"], Q.SPEAKER_BONUS),
     ("the lullaby mom sings", ["Female singing"], Q.CONTAINED_BONUS),
-    ("the ac hum", ["Air conditioning"], Q.CONTAINED_BONUS),  # the source's class, not Hum
+    ("the ac hum", ["Air conditioning"], Q.SPEAKER_BONUS),  # the source's class, not Hum, and it decides
     ("the piano teacher playing", ["Piano"], Q.SPEAKER_BONUS),  # an instrument played, not a speaker described
     ("dog and cat", ["Cat", "Dog"], Q.CONTAINED_BONUS),
     ("the woman", ["Female speech, woman speaking"], Q.CONTAINED_BONUS),  # a person alone: their speech
@@ -262,7 +262,7 @@ def named(phrase: str) -> tuple[list[str], float]:
     ("a guy cutting a tree with a chainsaw", ["Chainsaw"], Q.SPEAKER_BONUS),
     ("my little girl talking to the camera", ["Child speech, kid speaking"], Q.SPEAKER_BONUS),  # speaking: her voice
     ("the man laughing at the joke", ["Laughter"], Q.SPEAKER_BONUS),  # the -ing word names a sound itself
-    ("the motorcycle revving", ["Motorcycle"], Q.CONTAINED_BONUS),  # revving: how the source sounds
+    ("the motorcycle revving", ["Motorcycle"], Q.SPEAKER_BONUS),  # revving: how the source sounds
     ("my little sister giggling", ["Giggle"], Q.SPEAKER_BONUS),
     ("the rhodes solo", ["Electric piano"], Q.CONTAINED_BONUS),
     ("the witness on the stand", ["Speech"], Q.SPEAKER_BONUS),  # a court-room role speaks  # a person in two words hides no sound in one
@@ -272,6 +272,11 @@ def named(phrase: str) -> tuple[list[str], float]:
     ("the lady announcing the trains", ["Female speech, woman speaking"], Q.SPEAKER_BONUS),
     ("the dog barking at the mailman", ["Bark", "Dog"], Q.CONTAINED_BONUS),  # no person: the sound named
     ("panting after the sprint", ["Pant"], Q.SPEAKER_BONUS),  # "after" says when: the sound before it decides
+    # the place named after the sound, turned into a class name ("heart murmur", "engine knocking"; fresh17, fresh13)
+    ("the murmur in his heart", ["Heart murmur"], Q.SPEAKER_BONUS),
+    ("the knocking in the engine", ["Engine knocking"], Q.SPEAKER_BONUS),
+    ("church bells from next door", ["Church bell"], Q.CONTAINED_BONUS),  # not "door bells": "from" is no place
+    ("the dog in the car", ["Dog"], Q.CONTAINED_BONUS),  # "car dog" names nothing
 ])
 def test_contained(phrase, names, bonus):
     assert named(phrase) == (names, bonus)
