@@ -136,7 +136,7 @@ class QueryMapping:
 
 _KEEP = (r"only|just|keep|isolate|extract|separate|give me|(?:i|we)\s+(?:only\s+)?(?:want|need)|want|need|"
          r"i'd like|i would like|find|hear|listen to|(?:pull|pick|bring|single)\s+out|grab|leave(?!\s+out)|"
-         r"(?:can|could|would|will)\s+(?:you|we|i)|help me|show me|get(?:\s+me)?")
+         r"(?:can|could|would|will)\s+(?:you|u|we|i)|help me|show me|get(?:\s+me)?")
 _REMOVE_VERBS = (r"remove|less|delete|leave out|take away|turn off|switch off|shut off|get rid of|eliminate|suppress|mute|silence|cut out|cut|take out|filter out|erase|"
                  r"drop|kill|lose|strip out|strip|turn down|lower|reduce|attenuate|cancel|stop")
 _NEGATORS = r"not|no more|no|without|except|excluding|minus|other than"
@@ -178,11 +178,10 @@ _CLAUSE_SPLIT = re.compile(
     rf"\s*[,;.!?]\s*|\s+(?=(?:but|just|only|{_NEGATORS})\b)|\s+(?:and|&)\s+(?=(?:{_REMOVE_VERBS}|{_KEEP})\b)", re.I)
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:but|and|&|also)\b\s*", re.I)
 _NEGATIVE_START = re.compile(rf"^\s*(?:{_NEGATORS})\b\s*", re.I)
-_REMOVE_START = re.compile(rf"^\s*(?:(?:please|pls|plz)\s+)?(?:(?:can|could|would|will)\s+(?:you|we|i)\s+)?(?:(?:please|pls|plz)\s+)?"
-                           rf"(?:{_REMOVE_VERBS})\b\s*",
-                           re.I)
 # hesitations and chat abbreviations typed before or after the sound ("um, the narrator", "pls keep ...")
 _HESITATIONS = r"u+m+|u+h+|e+r+m+|h+m+|pls|plz|ok|okay|hey|so|well"
+_REMOVE_START = re.compile(rf"^\s*(?:(?:{_HESITATIONS}|please)\b[\s,]+)*(?:(?:can|could|would|will)\s+(?:you|u|we|i)\s+)?"
+                           rf"(?:(?:please|pls|plz)\s+)?(?:{_REMOVE_VERBS})\b\s*", re.I)
 _FILLER = re.compile(
     rf"^\s*(?:please|{_HESITATIONS}|{_KEEP}|to|let me|let us|let's|the sounds? of|sounds? of|the noise of|"
     r"i|we|the|a|an|some|that|this|those|these|my|his|her|their|our|your|any)\b\s*", re.I)
@@ -200,7 +199,7 @@ _PART_SPLIT = re.compile(r"\s+(?:and|&|plus)\s+", re.I)
 # A clause after the request that comments on it rather than naming a sound: "kill the hi-hat, it's too loud",
 # "take out the chewing, my guest was eating", "mute the trumpet, way too loud".
 _COMMENT = re.compile(r"\b(?:is|was|were|are|am|had|has|have|keeps|kept|it's|that's|there's|he's|she's|they're|i'm|"
-                      r"we're|sounds|ruins|ruined)\b|^\s*(?:way|so|too|because|cause|since|its|it)\b", re.I)
+                      r"we're|sounds|ruins|ruined|wanna|gotta)\b|^\s*(?:way|so|too|because|cause|since|its|it)\b", re.I)
 # After a removal, keeping what is left says nothing more: "remove the music, keep the talking" removes the music.
 _KEEP_REST = re.compile(r"^\s*(?:(?:i|we)\s+)?(?:(?:only|just)\s+)?(?:keep|leave(?!\s+out)|want|need)\b|^\s*(?:only|just)\b",
                         re.I)
@@ -241,16 +240,16 @@ def parse(query: str) -> tuple[list[str], list[str], bool]:
         if not clause.strip():
             continue
         marker = _NEGATIVE_START.match(clause) or _REMOVE_START.match(clause)
-        if first is None:
-            first = clause
-        elif not marker and (_COMMENT.search(clause)
-                             or (_REMOVE_START.match(first) and not contrast and _KEEP_REST.match(clause))):
+        if first is not None and not marker and (
+                _COMMENT.search(clause) or (_REMOVE_START.match(first) and not contrast and _KEEP_REST.match(clause))):
             continue  # a comment on the request, or the rest kept after a removal
         rest = strip_filler(clause[marker.end():]) if marker else ""
         if marker:  # a bare "remove" or "not" names nothing
             negative.extend([rest] if rest else [])
         elif phrase := strip_filler(clause):
             positive.append(phrase)
+        if first is None and (positive or negative):
+            first = clause  # the request: the first clause that names something
     if negative and all(_BACKGROUND.fullmatch(p) for p in positive):  # "no talking, only the background"
         return negative, [], True
     negative = [p for p in negative if not _BACKGROUND.fullmatch(p)]  # "keep the guitar, lose everything else"

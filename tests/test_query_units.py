@@ -121,6 +121,9 @@ def test_strip_filler_turns_what_is_said_into_the_speaker_speaking():
     ("get rid of the background music, I only want the vows", (["background music"], [], True)),
     ("mute the piano so only the vocals remain", (["piano"], [], True)),
     ("the fan buzzing, get rid", (["fan buzzing"], [], True)),
+    ("hey can u take out my husband's snoring lol", (["husband's snoring"], [], True)),  # chat before the verb
+    ("take the drums out, i wanna practice along", (["drums"], [], True)),
+    ("so, remove the dog, keep the cat", (["dog"], [], True)),  # the request is the first clause naming a sound
     ("podcast without the host's laughing", (["host's laughing"], [], True)),
     ("not", ([], [], False)),  # a bare negator names nothing
     ("remove", ([], [], False)),
