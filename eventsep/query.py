@@ -143,9 +143,9 @@ _NEGATORS = r"not|no more|no|without|except|excluding|minus|other than"
 
 _REWRITES = [  # whole-query idioms, rewritten before splitting into clauses
     # "the neighbor's lawnmower, please remove it", "chewing sounds, get rid of them": the pronoun is what came before
-    (re.compile(rf"^(.+?)\s*[,;:]\s*(?:(?:please|pls|just|and)\s+)*(?:(?:{_REMOVE_VERBS})\s+(?:it|them|that|this|those)"
+    (re.compile(rf"^(.+?)\s*[,;:]\s*(?:(?:please|pls|just|and)\s+)*(?:(?:{_REMOVE_VERBS})\s+(?:it|them|that|this|those|him|her)"
                 r"(?:\s+(?:out|off|away))?|(?:take|cut|get|filter|strip|turn|shut|switch|tone|knock)\s+"
-                r"(?:it|them|that|this|those)\s+(?:out|off|away|down))"
+                r"(?:it|them|that|this|those|him|her)\s+(?:out|off|away|down))"
                 r"(?:\s*,?\s*(?:please|pls|thanks))?\s*[.!]*\s*$", re.I), r"remove \1"),
     # "clean up the static hiss on grandpa's tape": cleaning up a noise removes it
     (re.compile(r"\bclean\s+(?:up|out)\s+(?=(?:the\s+|that\s+|this\s+|all\s+the\s+)?(?:[\w-]+\s+){0,2}?"

@@ -219,6 +219,7 @@ def test_hard_prompts_with_minilm(minilm, tmp_path):
     assert mapped("remove the jingle from the radio ad").classes[0].name == "Jingle (music)"
     assert mapped("the keys jingle").classes[0].name != "Jingle (music)"
     assert mapped("blender whirring in my smoothie video").classes[0].name == "Blender"
+    assert mapped("a capella group").classes[0].name == "A capella"  # the spelling with one p (fresh19)
 
 
 # ---------------------------------------------------------------- parsing

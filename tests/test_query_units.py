@@ -124,6 +124,7 @@ def test_strip_filler_turns_what_is_said_into_the_speaker_speaking():
     ("hey can u take out my husband's snoring lol", (["husband's snoring"], [], True)),  # chat before the verb
     ("take the drums out, i wanna practice along", (["drums"], [], True)),
     ("so, remove the dog, keep the cat", (["dog"], [], True)),  # the request is the first clause naming a sound
+    ("kid asking questions in the background, remove him", (["kid asking questions in the background"], [], True)),
     ("podcast without the host's laughing", (["host's laughing"], [], True)),
     ("not", ([], [], False)),  # a bare negator names nothing
     ("remove", ([], [], False)),
