@@ -228,7 +228,9 @@ def parse(query: str) -> tuple[list[str], list[str], bool]:
     """(positive phrases, negative phrases, removal request) of a query.
 
     A query with only negative phrases ("remove the dog", "without drums") is a removal request: its
-    phrases become the target and `remove` is True. Otherwise negative phrases are exclusions.
+    phrases become the target and `remove` is True. Otherwise negative phrases are exclusions. After the first
+    clause that names something, a comment ("it's too loud") names nothing, and after a removal so does keeping
+    the rest ("remove the music, keep the talking" is a removal; "…but keep the thunder" is not).
     """
     text = " ".join(query.split())
     for pattern, replacement in _REWRITES:
