@@ -430,7 +430,7 @@ def _contained(phrase: str) -> tuple[set[int], float]:
         return found[0], SPEAKER_BONUS
     if head + 1 < len(words) and words[head] in ("in", "of"):
         # "the murmur in his heart", "the knocking in the engine": the place named after the sound, as a class
-        turned = exact_match(f"{words[-1]} {' '.join(words[:head][-1:])}")
+        turned = exact_match(f"{words[-1]} {words[head - 1]}")
         if turned is not None and turned.name not in GENERIC:
             return {turned.index}, SPEAKER_BONUS
     if head < len(words) and words[head] == "on":
@@ -508,7 +508,8 @@ def _named_in(words: list[str], longest: int) -> tuple[set[int], float, bool]:
             # beside a person ("the kids shrieking", "the runner panting") the sound is what the person makes: it
             # outranks their speech, and whatever a word for what they do comes close to by cosine (Run)
             # so is a source named before how it sounds ("the blender whirring": Blender, whatever "whirring" is near)
-            return sounds, SPEAKER_BONUS if person or qualified or doer_words().intersection(words) else CONTAINED_BONUS, False
+            raised = person or qualified or doer_words().intersection(words)
+            return sounds, SPEAKER_BONUS if raised else CONTAINED_BONUS, False
     if person:
         return _sung(_most_specific(person), words), SPEAKER_BONUS if role else CONTAINED_BONUS, True
     return set(), CONTAINED_BONUS, False
