@@ -48,6 +48,36 @@ def test_ground_truth_is_exact_and_the_target_is_active_part_of_the_time(corpus_
     assert m.prompts and all(isinstance(p, str) and p for p in m.prompts + m.removal_prompts)
 
 
+def test_an_interferer_quiet_in_the_span_is_measured_no_lower_than_the_floor_under_its_whole_track():
+    from eventsep.corpus.mixtures import SPAN_LEVEL_FLOOR_DB, interferer_gain
+
+    target = np.zeros(1000, np.float32)
+    target[400:600] = 0.1
+    steady = np.full(1000, 0.05, np.float32)
+    active = slice(400, 600)
+    # a steady interferer: the span's level decides, the SNR holds inside the span
+    gain = interferer_gain(target, steady, active, 0.0)
+    assert 10 * np.log10(np.mean(target[active] ** 2) / np.mean((gain * steady[active]) ** 2)) == pytest.approx(0.0, abs=1e-4)
+    # gunshots outside the span, a whisper inside: read at the floor, not 40 dB down, so the interferer's whole
+    # track stays SPAN_LEVEL_FLOOR_DB above the target's span level
+    shots = np.full(1000, 0.5, np.float32)
+    shots[400:600] = 0.005
+    gain = interferer_gain(target, shots, active, 0.0)
+    whole = 10 * np.log10(np.mean((gain * shots) ** 2) / np.mean(target[active] ** 2))
+    assert whole == pytest.approx(SPAN_LEVEL_FLOOR_DB, abs=1e-4)
+
+
+def test_no_synthetic_development_item_buries_its_target(corpus_cache, tmp_path):
+    # syn100002, "keep the horse" over gunshots nearly silent in the horse's span, once had its reference 44 dB
+    # under its mixture; with the span level's floor it is 22 dB under, the most of any item
+    from eventsep.corpus.mixtures import committed_synthetic_plan
+
+    for item in committed_synthetic_plan()["items"][:3]:
+        m = make_mixture(item["seed"], snr_db=item["snr_db"], target=item["target"])
+        reference = m.interferer if item["remove"] else m.target
+        assert 10 * np.log10(np.mean(m.mixture ** 2) / np.mean(reference ** 2)) < 25.0, item["id"]
+
+
 def test_sources_are_not_silence_or_noise(corpus_cache):
     """Rendered instruments are periodic: a note correlates with itself one pitch period later."""
     samples = render(ALL_KINDS["clarinet"], 0, 2.0, 16000)

@@ -15,7 +15,7 @@ import numpy as np
 from ..audio import write_audio
 from ..data import read_json
 from .manifest import write_manifest
-from .mixtures import FADE_SECONDS, Mixture
+from .mixtures import FADE_SECONDS, Mixture, interferer_gain
 from .recorded import FAMILIES, Unit, catalogue, clip, is_generated, prompt_phrases, render_generated, units
 
 PLAN_VERSION = 1
@@ -154,8 +154,7 @@ def plan_item(seed: int, split: str, *, sample_rate: int = 32000, seconds: float
     target = render_track(target_pieces, length, sample_rate)
     interferer = render_track(interferer_pieces, length, sample_rate)
     snr = SNRS[(seed // len(FAMILIES)) % len(SNRS)]
-    active = slice(onset, offset)
-    gain = np.sqrt(np.mean(target[active] ** 2) / max(np.mean(interferer[active] ** 2), 1e-12) / 10 ** (snr / 10))
+    gain = interferer_gain(target, interferer, slice(onset, offset), snr)
     peak = float(np.abs(target + gain * interferer).max())
     scale = 0.9 / peak if peak > 0.9 else 1.0
     remove = seed % 4 == 3
