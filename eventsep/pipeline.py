@@ -372,7 +372,7 @@ def finish(recording: Audio, fused: StageResult, mask_result: StageResult, mappi
     remove = bool(mapping.meta.get("remove"))
     untrusted, replaceable = distrust(described, recording.samples, mask_result.meta.get("classes") or [],
                                       list(fused.meta["separators"]), bool(mask_result.meta["events"]),
-                                      remove) if fused.meta["separators"] else (None, False)
+                                      remove, recording.sample_rate) if fused.meta["separators"] else (None, False)
     answer, instead = choose(untrusted if replaceable else None, options.fallback, remove, recording.samples,
                              mask_result["gain"], options.mask.floor)
     if not fused.meta["separators"]:

@@ -28,7 +28,8 @@ from .pipeline import (GATED, SEPARATOR, VERSIONS, NoSeparatorAvailable, Progres
                        _stage_progress, answered, detector_track, followed_classes, masked_input, notes, per_channel,
                        resolve, selected_classes)
 from .store import StageResult
-from .trust import detector_gate, energy_level_db, fallback_answer, fallback_described, judge, replaces
+from .trust import (QUIET_DB, detector_gate, energy_level_db, fallback_answer, fallback_described, judge,
+                    loudest_second_db, replaces, second_energies)
 from .upmix import HOP as UPMIX_HOP
 
 BLOCK_SECONDS = 180.0
@@ -194,6 +195,8 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
     # 2. the separators, block by block, and the sums the trust rule decides on
     separate_progress = _stage_progress(progress, f"separate ({', '.join(usable[:2])})")
     described_energy = mixture_energy = gated_energy = 0.0
+    seconds = math.ceil(reader.length / reader.rate)
+    described_seconds, mixture_seconds = np.zeros(seconds), np.zeros(seconds)
     gate_min = 1.0
     separators: list[str] = []
     for index, block in enumerate(layout):
@@ -203,14 +206,18 @@ def run(reader: BlockReader, query: str, options: RunOptions, runner: Runner, st
         mixture = audio.samples[block.core]
         described_energy += energy(fused["audio"][block.core])
         mixture_energy += energy(mixture)
+        for sums, part in ((described_seconds, fused["audio"][block.core]), (mixture_seconds, mixture)):
+            first, block_sums = second_energies(part, reader.rate, block.core_start)
+            sums[first:first + len(block_sums)] += block_sums
         if options.fallback != "off":
             gate = detector_gate(plan.render(block.core_start, block.core_stop), floor)
             gated_energy += energy(mixture * gate)
             gate_min = min(gate_min, float(gate.min()))
         if separate_progress:
             separate_progress((index + 1) / len(layout))
-    untrusted, replaceable = judge(energy_level_db(described_energy, mixture_energy), classes, separators,
-                                   bool(events), remove)
+    level = energy_level_db(described_energy, mixture_energy)
+    untrusted, replaceable = judge(level, classes, separators, bool(events), remove,
+                                   loudest_second_db(described_seconds, mixture_seconds) if level < -QUIET_DB else None)
     answer = SEPARATOR
     if replaces(untrusted if replaceable else None, options.fallback, remove):
         answer = fallback_answer(remove, energy_level_db(gated_energy, mixture_energy), gate_min)

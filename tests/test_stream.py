@@ -167,3 +167,24 @@ def test_the_default_models_answer_in_blocks_as_on_the_whole_recording(cache_env
     # YAMNet's int8 model turns the ~1e-7 differences of a block's resampled input (soxr on another stretch) into up
     # to 0.08 at a few frames: here one event's peak moves (0.72 -> 0.74), none of its times
     assert np.allclose([e["peak"] for e in result.events], [e["peak"] for e in whole.events], atol=0.05, rtol=0)
+
+
+def test_an_answer_loud_only_in_its_seconds_is_trusted_as_in_the_whole_run(cache_env, local_sed, tmp_path):
+    # a loud high tone with a 4 s gap where a quiet low tone plays alone: the low-pass stand-in's answer is more
+    # than 20 dB under the mixture over the recording but the whole mixture in the gap, summed across block edges
+    from eventsep.trust import level_db
+
+    rate = 8000
+    t = np.arange(30 * rate) / rate
+    gap = (t >= 10.5) & (t < 14.5)  # across the edge of the 12 s blocks
+    audio = np.where(gap, 0.02 * np.sin(2 * np.pi * 300 * t), 0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    path = tmp_path / "long.wav"
+    write_audio(path, audio, rate)
+    options = make_options(encoder="standin-encoder", sed="frame-energy-sed", separators=("standin-lowpass",),
+                           mask={"mode": "soft"})
+    whole = separate(str(path), "the tone", options=options)
+    result, paths = stream.separate_file(str(path), "the tone", options, local_runner(), tmp_path / "out", "long",
+                                         html=False, block_seconds=12.0, before_seconds=8.0, after_seconds=4.0)
+    assert level_db(whole.target, audio) < -20
+    assert whole.extra["answer"] == result.extra["answer"] == "separator"
+    assert "untrusted" not in result.extra and "untrusted" not in whole.extra

@@ -203,3 +203,51 @@ def test_a_class_heard_in_few_training_clips_does_not_count_as_trained_on(monkey
     assert trust.card_classes("audiosep") == {"Dog", "Speech"}
     card["classes"] = ["Speech", "Whale vocalization"]  # a card without counts lists what it knows
     assert trust.card_classes("audiosep") == {"Speech", "Whale vocalization"}
+
+
+def test_second_energies_fall_on_the_recordings_seconds_wherever_a_piece_starts():
+    from eventsep.trust import second_energies
+
+    samples = np.arange(1, 26, dtype=np.float32)  # a piece starting at sample 7 of a recording at 10 Hz
+    first, sums = second_energies(samples, 10, start=7)
+    assert first == 0 and len(sums) == 4  # samples 7-9 in second 0, 10-19 in second 1, 20-29, 30-31
+    expected = [np.sum(samples[a:b].astype(np.float64) ** 2) for a, b in ((0, 3), (3, 13), (13, 23), (23, 25))]
+    np.testing.assert_allclose(sums, expected)
+
+
+def test_the_loudest_second_reads_the_mixture_no_lower_than_quiet_db_under_its_mean_second():
+    from eventsep.trust import QUIET_DB, loudest_second_db
+
+    mixture = np.array([1.0, 1.0, 1.0, 1e-9])
+    assert loudest_second_db(np.array([0.5, 0.01, 0.01, 0.0]), mixture) == pytest.approx(-3.0103, abs=1e-3)
+    # a faint answer in the mixture's near-silent second is read against the floor, not the silence
+    floor = mixture.mean() * 10 ** (-QUIET_DB / 10)
+    assert loudest_second_db(np.array([0.0, 0.0, 0.0, 1e-4]), mixture) == pytest.approx(
+        10 * np.log10(1e-4 / floor))
+    assert loudest_second_db(np.zeros(4), mixture) == float("-inf")
+
+
+def _quiet_between_loud(rate=32000):
+    """A loud 5 kHz tone in seconds 0-1 and 2-3, a quiet 440 Hz tone alone in second 1-2 (a horse between
+    gunshots); and the same loud tone throughout over a 440 Hz tone 30 dB under it (a whisper under a roar)."""
+    t = np.arange(3 * rate) / rate
+    loud = np.sin(2 * np.pi * 5000 * t)
+    between = 0.03 * np.sin(2 * np.pi * 440 * t)
+    second = (t >= 1.0) & (t < 2.0)
+    horse = np.where(second, between, 0.3 * loud).astype(np.float32)
+    whisper = (0.3 * loud + 0.0095 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    return horse, whisper, rate
+
+
+def test_an_answer_quiet_overall_but_loud_where_it_happens_is_trusted(cache_env, standin_options):
+    # the low-pass stand-in answers with the 440 Hz tone, over 20 dB under the mixture overall in both recordings;
+    # in the first it is the whole mixture in its second, in the second it is 30 dB under it everywhere
+    from eventsep.trust import level_db
+
+    horse, whisper, rate = _quiet_between_loud()
+    options = {**standin_options, "separators": ("standin-lowpass",)}
+    kept = eventsep.separate((horse, rate), "the tone", options=options)
+    assert level_db(kept.target, horse) < -20
+    assert kept.extra["answer"] == "separator" and "untrusted" not in kept.extra
+    replaced = eventsep.separate((whisper, rate), "the tone", options=options)
+    assert replaced.extra["answer"] != "separator" and "dB below the mixture" in replaced.extra["untrusted"]
