@@ -126,6 +126,37 @@ def test_separator_backend_works_at_any_length():
         assert out.shape == (length,) and np.isfinite(out).all()
 
 
+def test_the_level_cap_separates_a_loud_window_at_the_cap_and_leaves_a_quiet_one():
+    from eventsep.separators.audiosep.backend import window_gain
+
+    rng = np.random.default_rng(5)
+    chunks = torch.from_numpy(rng.standard_normal((3, 1, 4000)).astype(np.float32))
+    chunks[0] *= 0.01  # -40 dBFS: under a -20 dBFS cap
+    chunks[2] = 0.0  # silence
+    gain = window_gain(chunks, -20.0)
+    assert gain.shape == (3, 1, 1) and gain[0].item() == 1.0 and gain[2].item() == 1.0
+    level = 10 * torch.log10((chunks[1] * gain[1]).double().pow(2).mean()).item()
+    assert level == pytest.approx(-20.0, abs=1e-4)
+    assert window_gain(chunks, None) == 1.0
+
+
+def test_with_a_level_cap_a_louder_copy_of_a_loud_window_gets_the_same_answer_louder():
+    # the model is not level-invariant (the mini AudioSep loses about 10 dB on the same mixtures 12 dB louder);
+    # above the cap every copy is separated at the cap, so the answers differ only by the copies' gain
+    model = tiny_model()
+    embed = lambda text: np.ones(TINY.condition_size, np.float32)  # noqa: E731
+    capped = AudioSepSeparator("tiny", model, embed, "id", level_cap_dbfs=-20.0)
+    bare = AudioSepSeparator("tiny", model, embed, "id")
+    params = SeparatorParams(chunk_seconds=1.0, overlap_seconds=0.25)
+    loud = 0.3 * np.random.default_rng(6).standard_normal(20_000).astype(np.float32)  # about -10 dBFS
+    louder = capped.separate(4 * loud, "dog", params)
+    np.testing.assert_allclose(louder, 4 * capped.separate(loud, "dog", params), rtol=1e-4, atol=1e-5)
+    assert np.abs(bare.separate(4 * loud, "dog", params) - 4 * bare.separate(loud, "dog", params)).max() > 1e-3
+    quiet = 0.01 * loud  # under the cap: as it comes
+    np.testing.assert_array_equal(capped.separate(quiet, "dog", params), bare.separate(quiet, "dog", params))
+    assert capped.identity() != bare.identity() == "id"  # cached answers of one are never read for the other
+
+
 def test_digital_silence_inside_a_signal_reads_the_official_magnitude_floor():
     """The official code feeds the network sqrt(max(re² + im², 1e-10)): a silent bin reads 1e-5, its phase is
     0, and the output stays finite (a bare |X| would divide 0 by 0 there)."""
