@@ -40,11 +40,11 @@ def second_energies(samples: np.ndarray, rate: int, start: int = 0) -> tuple[int
                             (np.asarray(piece, np.float64) for piece in np.split(np.asarray(samples), edges))])
 
 
-def loudest_second_db(described: np.ndarray, mixture: np.ndarray) -> float:
-    """The estimate's level relative to the mixture in the second where it is highest (dB), from per-second sums
-    of squares (`second_energies`); the mixture's level in a second is read no lower than QUIET_DB under its mean
-    second, so that a near-silent stretch of the mixture cannot make a faint answer look loud."""
-    described, mixture = np.asarray(described, np.float64), np.asarray(mixture, np.float64)
+def loudest_second_db(described_seconds: np.ndarray, mixture_seconds: np.ndarray) -> float:
+    """The estimate's level relative to the mixture in the second where it is highest (dB), from the two's sums of
+    squares per second (`second_energies`); the mixture's level in a second is read no lower than QUIET_DB under
+    its mean second, so that a near-silent stretch of the mixture cannot make a faint answer look loud."""
+    described, mixture = np.asarray(described_seconds, np.float64), np.asarray(mixture_seconds, np.float64)
     if not len(mixture) or mixture.sum() <= 0.0:
         return 0.0
     floor = mixture.mean() * 10 ** (-QUIET_DB / 10)
