@@ -154,3 +154,27 @@ def test_corpus_training_validation_takes_no_seeds(tmp_path, capsys):
     assert main(["corpus", str(tmp_path / "v"), "--training-validation", "audiosep-mini", "--seeds", "1-2"]) \
         == EXIT_BAD_INPUT
     assert "takes no --seeds" in capsys.readouterr().err and not (tmp_path / "v").exists()
+
+
+def test_a_level_range_spreads_the_pairs_levels_and_keeps_each_target_in_its_mixture():
+    import numpy as np
+
+    from eventsep.separators.training import TrainingData, sample_batch
+
+    rng = np.random.default_rng(0)
+    count, length = 6, 4000
+    arrays = {"target": (0.05 * rng.standard_normal((count, length))).astype(np.float32),
+              "interferer": (0.05 * rng.standard_normal((count, length))).astype(np.float32),
+              "embeddings": np.eye(2, dtype=np.float32)}
+    data = TrainingData(arrays, {}, [[0, 1]] * count, {})
+    flat, spread = TrainConfig(batch_size=64), TrainConfig(batch_size=64, level_db=12.0)
+    same = [sample_batch(np.random.default_rng(1), data, flat, 2000) for _ in range(2)]
+    assert torch.equal(same[0][0], same[1][0])  # no level range: nothing more is drawn
+    mixtures, targets, _ = sample_batch(np.random.default_rng(1), data, spread, 2000)
+    levels = 10 * torch.log10(mixtures.pow(2).mean(dim=-1)).flatten()
+    plain = 10 * torch.log10(same[0][0].pow(2).mean(dim=-1)).flatten()
+    assert plain.max() - plain.min() < 12 and levels.max() - levels.min() > 18  # about ±12 dB around the same
+    assert mixtures.abs().max() <= 1.0 + 1e-6  # the clipping guard still holds
+    ratio = (targets.pow(2).sum(dim=-1) / mixtures.pow(2).sum(dim=-1)).flatten()
+    plain_ratio = (same[0][1].pow(2).sum(dim=-1) / same[0][0].pow(2).sum(dim=-1)).flatten()
+    assert torch.allclose(ratio, plain_ratio, rtol=1e-4)  # each pair drawn alike, then scaled as one

@@ -45,6 +45,10 @@ class TrainConfig:
     # procedural items added to the training items (eventsep/corpus/procedural.py: alarms, sirens, glass clinks,
     # classes no packaged recording covers); validation items are never procedural
     procedural_items: int = 0
+    # each training pair (mixture and target alike) at a random level within ± this many dB, before the guard
+    # against clipping: the mini AudioSep trained without it answers the same mixture worse when it is louder
+    # (docs/audiosep.md, session 12); 0 draws nothing, so earlier runs repeat exactly
+    level_db: float = 0.0
 
 
 # registry name of the packaged weights -> the module whose train(folder, minutes, config, ...) and
@@ -273,6 +277,9 @@ def sample_batch(rng: np.random.Generator, data: TrainingData, config: TrainConf
     targets = np.stack([arrays["target"][i, o:o + crop] for i, o in zip(first, offsets)])
     interferers = np.stack([arrays["interferer"][j, o:o + crop] * g for j, o, g in zip(second, offsets, gains)])
     mixtures = targets + interferers
+    if config.level_db:
+        levels = 10 ** (rng.uniform(-config.level_db, config.level_db, size=(config.batch_size, 1)) / 20)
+        mixtures, targets = mixtures * levels, targets * levels
     peak = np.maximum(np.abs(mixtures).max(axis=1, keepdims=True), 1.0)
     conditions = np.stack([arrays["embeddings"][data.prompt_index[i][rng.integers(len(data.prompt_index[i]))]]
                            for i in first])
