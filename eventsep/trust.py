@@ -34,10 +34,11 @@ def level_db(estimate: np.ndarray, mixture: np.ndarray) -> float:
 def second_energies(samples: np.ndarray, rate: int, start: int = 0) -> tuple[int, np.ndarray]:
     """Sums of squares of `samples` (which begin at sample `start` of the recording) per second of the recording:
     (the index of the first second touched, the sums); a second the samples only partly cover gets their part."""
+    from .audio import energy
+
     first = start // rate
     edges = np.arange((first + 1) * rate, start + len(samples), rate) - start
-    return first, np.array([float(np.dot(part, part)) for part in
-                            (np.asarray(piece, np.float64) for piece in np.split(np.asarray(samples), edges))])
+    return first, np.array([energy(piece) for piece in np.split(np.asarray(samples), edges)])
 
 
 def loudest_second_db(described_seconds: np.ndarray, mixture_seconds: np.ndarray) -> float:

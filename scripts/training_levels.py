@@ -1,7 +1,6 @@
-"""The level of the mixtures a training folder's model learnt on: RMS in dBFS of random training pairs as
-`training.sample_batch` draws them (a 2 s crop mostly centred on the target, the interferer at ±gain_db,
-turned down only where it would clip). The mini AudioSep's level cap (separators/audiosep/backend.py) is the
-median.
+"""The level of the mixtures a training folder's model learnt on: RMS in dBFS of training mixtures drawn by
+`training.sample_batch` itself (2 s crops, the interferer at ±gain_db, turned down only where it would clip).
+The mini AudioSep's level cap (separators/audiosep/backend.py) is the median.
 
     python3 scripts/training_levels.py cache/training/audiosep-r11 [PAIRS]
 """
@@ -10,25 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from eventsep.separators.training import TrainConfig, _crop_offset
+from eventsep.separators.training import TrainConfig, TrainingData, sample_batch
 
 
 def levels(folder: Path, pairs: int = 4000, seed: int = 0, crop_seconds: float = 2.0,
            sample_rate: int = 16000) -> np.ndarray:
-    data = np.load(folder / "data.npz")
-    targets, interferers = data["target"], data["interferer"]
-    config, crop = TrainConfig(), int(crop_seconds * sample_rate)
-    rng = np.random.default_rng(seed)
-    out = np.empty(pairs)
-    for n in range(pairs):
-        first, second = rng.integers(len(targets)), rng.integers(len(targets))
-        offset = _crop_offset(rng, targets[first], crop, config.target_crop_share)
-        gain = 10 ** (rng.uniform(-config.gain_db, config.gain_db) / 20)
-        mixture = (targets[first, offset:offset + crop] + interferers[second, offset:offset + crop] * gain
-                   ).astype(np.float64)
-        mixture /= max(np.abs(mixture).max(), 1.0)
-        out[n] = 10 * np.log10(np.mean(mixture ** 2) + 1e-20)
-    return out
+    stored = np.load(folder / "data.npz")
+    arrays = {"target": stored["target"], "interferer": stored["interferer"],
+              "embeddings": np.zeros((1, 1), np.float32)}  # prompts do not change a mixture's level
+    data = TrainingData(arrays, {}, [[0]] * len(arrays["target"]), {})
+    config, rng, found = TrainConfig(batch_size=100), np.random.default_rng(seed), []
+    for _ in range(pairs // config.batch_size):
+        mixtures, _, _ = sample_batch(rng, data, config, int(crop_seconds * sample_rate))
+        found.append(10 * np.log10(mixtures.double().pow(2).mean(dim=-1).flatten().numpy() + 1e-20))
+    return np.concatenate(found)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from ..apply import apply_chunked
 from .network import ResUNet30
 
 # The mini AudioSep was trained on mixtures at a median of -22.6 dBFS RMS (2 s crops as training draws them;
-# quartiles -25.5 and -19.1: scripts/training_levels.py) and never on louder ones scaled down: the same mixtures
+# quartiles -25.5 and -19.3: scripts/training_levels.py) and never on louder ones scaled down: the same mixtures
 # 12 dB louder lose about 10 dB SI-SDRi (docs/audiosep.md, session 12). So a window louder than that is turned
 # down to it before the model hears it, and its estimate turned up again by as much; quieter ones are left.
 MINI_LEVEL_CAP_DBFS = -22.6
